@@ -1,0 +1,120 @@
+"""The S3 error hierarchy. Raised from anywhere (storage, parsing, handlers); the web
+layer renders each as the ``<Error>`` document AWS sends, with the same code and status."""
+
+from __future__ import annotations
+
+
+class S3Error(Exception):
+    """An error with an S3 error code, an HTTP status and extra ``<Error>`` fields."""
+
+    code = "InternalError"
+    status = 500
+    message = "We encountered an internal error. Please try again."
+
+    def __init__(self, message: str | None = None, **fields: str) -> None:
+        self.message = message or type(self).message
+        self.fields = fields
+        # Extra response headers, e.g. Content-Range on InvalidRange.
+        self.headers: list[tuple[str, str]] = []
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, {self.fields!r})"
+
+
+def _error(code: str, status: int, message: str) -> type[S3Error]:
+    return type(code, (S3Error,), {"code": code, "status": status, "message": message})
+
+
+AccessDenied = _error("AccessDenied", 403, "Access Denied")
+BadDigest = _error(
+    "BadDigest", 400, "The Content-MD5 you specified did not match what we received."
+)
+BucketAlreadyExists = _error(
+    "BucketAlreadyExists",
+    409,
+    "The requested bucket name is not available. Please select a different name and try again.",
+)
+BucketAlreadyOwnedByYou = _error(
+    "BucketAlreadyOwnedByYou",
+    409,
+    "Your previous request to create the named bucket succeeded and you already own it.",
+)
+BucketNotEmpty = _error(
+    "BucketNotEmpty", 409, "The bucket you tried to delete is not empty"
+)
+EntityTooLarge = _error(
+    "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"
+)
+IncompleteBody = _error(
+    "IncompleteBody",
+    400,
+    "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+)
+InternalError = _error(
+    "InternalError", 500, "We encountered an internal error. Please try again."
+)
+InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
+InvalidBucketName = _error(
+    "InvalidBucketName", 400, "The specified bucket is not valid."
+)
+InvalidDigest = _error(
+    "InvalidDigest", 400, "The Content-MD5 you specified is not valid."
+)
+InvalidRange = _error(
+    "InvalidRange", 416, "The requested range is not satisfiable"
+)
+InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
+InvalidURI = _error("InvalidURI", 400, "Couldn't parse the specified URI.")
+KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long")
+MalformedXML = _error(
+    "MalformedXML",
+    400,
+    "The XML you provided was not well-formed or did not validate against our published schema",
+)
+MetadataTooLarge = _error(
+    "MetadataTooLarge",
+    400,
+    "Your metadata headers exceed the maximum allowed metadata size",
+)
+MethodNotAllowed = _error(
+    "MethodNotAllowed", 405, "The specified method is not allowed against this resource."
+)
+MissingContentLength = _error(
+    "MissingContentLength", 411, "You must provide the Content-Length HTTP header."
+)
+NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
+NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
+NotImplementedError_ = _error(
+    "NotImplemented",
+    501,
+    "A header or query you provided implies functionality that is not implemented.",
+)
+PreconditionFailed = _error(
+    "PreconditionFailed",
+    412,
+    "At least one of the pre-conditions you specified did not hold",
+)
+ServiceUnavailable = _error(
+    "ServiceUnavailable", 503, "Please reduce your request rate."
+)
+# The filesystem backend cannot hold a file and a directory under one name; these two
+# follow versitygw's names for the same conflicts (documented in docs/backends.md).
+ObjectParentIsFile = _error(
+    "ObjectParentIsFile",
+    409,
+    "Object parent already exists as a file; the key cannot be stored on this backend.",
+)
+ExistingObjectIsDirectory = _error(
+    "ExistingObjectIsDirectory",
+    409,
+    "The key names a directory holding other objects; it cannot be stored on this backend.",
+)
+
+
+class NotModified(S3Error):
+    """Not an error document: the web layer answers 304 with no body."""
+
+    code = "NotModified"
+    status = 304
+    message = "Not Modified"

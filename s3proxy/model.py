@@ -1,0 +1,91 @@
+"""Plain values passed between the web layer and the storage backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+# Headers S3 stores with an object and returns on GET/HEAD (besides x-amz-meta-*).
+STORED_HEADERS = (
+    "Content-Type",
+    "Content-Encoding",
+    "Content-Disposition",
+    "Content-Language",
+    "Cache-Control",
+    "Expires",
+)
+
+
+@dataclass(frozen=True)
+class ObjectAttributes:
+    """What a client sets on an object when writing it."""
+
+    content_type: str = DEFAULT_CONTENT_TYPE
+    # Other stored headers by their canonical name, e.g. {"Cache-Control": "no-cache"}.
+    headers: dict[str, str] = field(default_factory=dict)
+    # User metadata without the x-amz-meta- prefix, names lower-cased as S3 does.
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "content_type": self.content_type,
+            "headers": dict(self.headers),
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ObjectAttributes:
+        headers = data.get("headers") or {}
+        metadata = data.get("metadata") or {}
+        assert isinstance(headers, dict) and isinstance(metadata, dict)
+        return cls(
+            content_type=str(data.get("content_type") or DEFAULT_CONTENT_TYPE),
+            headers={str(k): str(v) for k, v in headers.items()},
+            metadata={str(k): str(v) for k, v in metadata.items()},
+        )
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A stored object's identity and attributes, as HEAD and listings report it."""
+
+    key: str
+    size: int
+    etag: str  # hex MD5, or "<hex>-<parts>" for multipart objects; never quoted
+    last_modified: float  # seconds since the epoch
+    attributes: ObjectAttributes = field(default_factory=ObjectAttributes)
+    storage_class: str = "STANDARD"
+
+    @property
+    def quoted_etag(self) -> str:
+        return f'"{self.etag}"'
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    creation_date: float
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing, in S3 order: ``objects`` and ``common_prefixes`` together
+    hold at most max-keys entries. ``next_marker`` is the last key or prefix returned."""
+
+    objects: list[ObjectInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_marker: str | None
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range already resolved against the object's size."""
+
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1

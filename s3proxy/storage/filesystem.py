@@ -1,0 +1,856 @@
+"""The filesystem backend: an object is the plain file ``<root>/<bucket>/<key>``.
+
+Programs that work on files see the same data: a file dropped into a bucket's
+directory is listed and served. Internal state (temporary files, sidecar metadata,
+bucket records) lives under ``<root>/.s3proxy``, which can never be a bucket because
+bucket names start with a letter or digit.
+
+Safety: every path below a bucket is opened one component at a time relative to its
+parent's descriptor with O_NOFOLLOW, so no key and no symlink planted in the tree can
+lead outside ``<root>``. Writes go to a temporary file and are renamed into place only
+when complete and verified. All blocking calls run on the daemon's thread pool.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import mimetypes
+import os
+import stat
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IPushProducer, IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from s3proxy.errors import (
+    BadDigest,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    ExistingObjectIsDirectory,
+    IncompleteBody,
+    InvalidArgument,
+    NoSuchBucket,
+    NoSuchKey,
+    ObjectParentIsFile,
+    S3Error,
+)
+from s3proxy.interfaces import IObjectWriter, IStorage
+from s3proxy.model import BucketInfo, ByteRange, ListPage, ObjectAttributes, ObjectInfo
+from s3proxy.names import is_valid_bucket_name
+from s3proxy.storage.fsmeta import (
+    MetadataStore,
+    MetaRecord,
+    SidecarMetadata,
+    XattrMetadata,
+    xattrs_work,
+)
+from s3proxy.storage.listing import CommonPrefix, ListEntry, roll_up, take_page
+from s3proxy.storage.streams import ChunkedReader
+
+T = TypeVar("T")
+
+INTERNAL_DIR = ".s3proxy"
+READ_CHUNK = 512 * 1024
+COPY_CHUNK = 1024 * 1024
+# The writer pauses the client above HIGH bytes queued for the disk, resumes below LOW.
+WRITE_HIGH_WATER = 4 * 1024 * 1024
+WRITE_LOW_WATER = 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NAME_MAX = 255
+
+
+class KeyPath:
+    """A key split into directory components and a final name. A key ending in "/" is
+    a directory marker: its ``name`` is the directory itself."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.marker = key.endswith("/")
+        parts = (key[:-1] if self.marker else key).split("/")
+        for part in parts:
+            if part in ("", ".", "..") or len(part.encode("utf-8")) > _NAME_MAX:
+                raise InvalidArgument(
+                    "The filesystem backend cannot store this key: empty, '.' or '..' "
+                    "path segments and segments over 255 bytes are not allowed.",
+                    Key=key,
+                )
+        self.parents = parts[:-1]
+        self.name = parts[-1]
+
+
+def _foreign_etag(st: os.stat_result) -> str:
+    """A stable ETag for a file written by another program, without reading it."""
+    return hashlib.md5(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+
+
+@implementer(IObjectWriter)
+class FilesystemWriter:
+    """Writes arriving chunks to a temporary file on the thread pool, in batches: one
+    batch in flight at a time, the client paused while too much is queued."""
+
+    def __init__(
+        self,
+        storage: FilesystemStorage,
+        bucket: str,
+        path: KeyPath,
+        temp: str,
+        file: BinaryIO,
+        attributes: ObjectAttributes,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> None:
+        self._storage = storage
+        self._bucket = bucket
+        self._path = path
+        self._attributes = attributes
+        self._content_md5 = content_md5
+        self._expected_size = expected_size
+        self._temp = temp
+        self._file = file
+        self._md5 = hashlib.md5()
+        self._size = 0
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._busy = False
+        self._error: Failure | None = None
+        self._producer: IPushProducer | None = None
+        self._paused = False
+        self._idle: list[Deferred[None]] = []
+        self._closed = False
+
+    # IConsumer
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._producer = producer
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+
+    def write(self, data: bytes) -> None:
+        if self._closed or self._error is not None:
+            return  # the failure is reported by finish()
+        self._queue.append(data)
+        self._queued += len(data)
+        if self._queued > WRITE_HIGH_WATER and not self._paused and self._producer:
+            self._paused = True
+            self._producer.pauseProducing()
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._busy:
+            return
+        if not self._queue or self._error is not None:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+            return
+        batch = list(self._queue)
+        self._queue.clear()
+        self._busy = True
+        d = self._storage._run(self._write_batch, batch)
+        d.addCallbacks(self._batch_done, self._batch_failed, callbackArgs=(batch,))
+
+    def _write_batch(self, batch: list[bytes]) -> None:
+        for chunk in batch:
+            self._md5.update(chunk)
+        self._file.writelines(batch)
+
+    def _batch_done(self, _: None, batch: list[bytes]) -> None:
+        self._busy = False
+        written = sum(map(len, batch))
+        self._size += written
+        self._queued -= written
+        if self._paused and self._queued < WRITE_LOW_WATER and self._producer:
+            self._paused = False
+            self._producer.resumeProducing()
+        self._kick()
+
+    def _batch_failed(self, failure: Failure) -> None:
+        self._busy = False
+        self._error = failure
+        self._queue.clear()
+        self._queued = 0
+        if self._paused and self._producer:
+            # Let the client finish sending; finish() reports the error.
+            self._paused = False
+            self._producer.resumeProducing()
+        self._kick()
+
+    def _drained(self) -> Deferred[None]:
+        if not self._busy and not self._queue:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
+
+    async def _finish(self) -> ObjectInfo:
+        await self._drained()
+        if self._error is not None:
+            await self.abort()
+            self._error.raiseException()
+        self._closed = True
+        digest = self._md5.digest()
+        try:
+            if self._expected_size is not None and self._size != self._expected_size:
+                raise IncompleteBody()
+            if self._content_md5 is not None and digest != self._content_md5:
+                raise BadDigest()
+            return await self._storage._run(
+                self._storage._seal_and_commit,
+                self._file,
+                self._temp,
+                self._bucket,
+                self._path,
+                self._attributes,
+                digest.hex(),
+            )
+        except BaseException:
+            await self._storage._run(_discard, self._file, self._temp)
+            raise
+
+    def finish(self) -> Deferred[ObjectInfo]:
+        return Deferred.fromCoroutine(self._finish())
+
+    def abort(self) -> Deferred[None]:
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+        self._queue.clear()
+        d = self._drained()
+        d.addCallback(lambda _: self._storage._run(_discard, self._file, self._temp))
+        return d
+
+
+def _discard(file: BinaryIO | None, temp: str) -> None:
+    if file is not None:
+        try:
+            file.close()
+        except OSError:
+            pass
+    try:
+        os.unlink(temp)
+    except FileNotFoundError:
+        pass
+
+
+@implementer(IStorage)
+class FilesystemStorage:
+    log = Logger()
+
+    def __init__(
+        self,
+        root: str,
+        reactor: IReactorThreads,
+        pool: ThreadPool,
+        metadata: str = "auto",
+        fsync: bool = True,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        self._reactor = reactor
+        self._pool = pool
+        self._fsync = fsync
+        internal = os.path.join(self.root, INTERNAL_DIR)
+        self._tmp_dir = os.path.join(internal, "tmp")
+        self._bucket_records = os.path.join(internal, "buckets")
+        for d in (self._tmp_dir, self._bucket_records):
+            os.makedirs(d, exist_ok=True)
+        self._sweep_temporary_files()
+        self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
+
+    # -- start-up ---------------------------------------------------------------
+
+    def _sweep_temporary_files(self) -> None:
+        """Leftovers of a crash are never objects; remove them."""
+        for entry in os.scandir(self._tmp_dir):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+    def _choose_metadata(self, mode: str, meta_root: str) -> MetadataStore:
+        if mode not in ("auto", "xattr", "sidecar"):
+            raise ValueError(f"unknown metadata mode {mode!r}: use auto, xattr or sidecar")
+        if mode in ("auto", "xattr"):
+            if xattrs_work(self._tmp_dir):
+                return XattrMetadata()
+            if mode == "xattr":
+                raise RuntimeError(f"{self.root} does not keep user xattrs (metadata=xattr)")
+            self.log.warn(
+                "{root} does not keep user xattrs: metadata goes to a sidecar tree",
+                root=self.root,
+            )
+        store = SidecarMetadata(meta_root, self._tmp_dir)
+        try:
+            os.makedirs(meta_root, exist_ok=True)
+            store.save("probe", "probe", "", MetaRecord("0", 0, 0, ObjectAttributes()))
+            store.remove("probe", "probe", "")
+            store.remove_bucket("probe")
+        except OSError as e:
+            raise RuntimeError(
+                f"cannot keep object metadata under {self.root}: no user xattrs and "
+                f"the sidecar tree {meta_root} is not writable ({e})"
+            ) from e
+        return store
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _run(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._pool, fn, *args)  # type: ignore[arg-type]
+
+    def _temp_path(self) -> str:
+        return os.path.join(self._tmp_dir, f"{uuid.uuid4().hex}.part")
+
+    def _bucket_path(self, bucket: str) -> str:
+        if not is_valid_bucket_name(bucket):
+            raise NoSuchBucket(BucketName=bucket)
+        return os.path.join(self.root, bucket)
+
+    def _open_bucket(self, bucket: str) -> int:
+        path = self._bucket_path(bucket)
+        try:
+            return os.open(path, _DIR_FLAGS)
+        except OSError:
+            raise NoSuchBucket(BucketName=bucket) from None
+
+    def _open_parent(self, bucket: str, path: KeyPath, create: bool) -> int:
+        """A descriptor of the directory holding ``path.name``, walked with O_NOFOLLOW.
+        Raises NoSuchKey (reading) or ObjectParentIsFile (writing) when a component is
+        missing, a file or a symlink."""
+        fd = self._open_bucket(bucket)
+        try:
+            for part in path.parents:
+                if create:
+                    try:
+                        os.mkdir(part, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if create and e.errno == errno.ENOENT:
+                        raise  # removed by a concurrent delete: the caller walks again
+                    if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                        if create:
+                            raise ObjectParentIsFile(Key=path.key) from None
+                        raise NoSuchKey(Key=path.key) from None
+                    raise
+                os.close(fd)
+                fd = child
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _info(
+        self, bucket: str, key: str, path: str, st: os.stat_result, fd: int | None = None
+    ) -> ObjectInfo:
+        record = self.metadata.load(bucket, key, path, fd)
+        if record is not None and record.describes(st):
+            return ObjectInfo(
+                key=key,
+                size=0 if record.marker else st.st_size,
+                etag=record.etag,
+                last_modified=st.st_mtime,
+                attributes=record.attributes,
+            )
+        guessed = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            etag=_foreign_etag(st),
+            last_modified=st.st_mtime,
+            attributes=ObjectAttributes(content_type=guessed),
+        )
+
+    def _is_marker(self, bucket: str, key: str, path: str) -> bool:
+        record = self.metadata.load(bucket, key, path)
+        return record is not None and record.marker
+
+    # -- buckets ----------------------------------------------------------------
+
+    def check(self) -> Deferred[None]:
+        return self._run(os.stat, self._tmp_dir).addCallback(lambda _: None)
+
+    def _list_buckets(self) -> list[BucketInfo]:
+        buckets = []
+        for entry in os.scandir(self.root):
+            if is_valid_bucket_name(entry.name) and entry.is_dir(follow_symlinks=False):
+                buckets.append(BucketInfo(entry.name, self._creation_date(entry.name)))
+        return sorted(buckets, key=lambda b: b.name)
+
+    def _creation_date(self, bucket: str) -> float:
+        for path in (os.path.join(self._bucket_records, bucket), self._bucket_path(bucket)):
+            try:
+                return os.stat(path).st_mtime
+            except OSError:
+                continue
+        raise NoSuchBucket(BucketName=bucket)
+
+    def list_buckets(self) -> Deferred[list[BucketInfo]]:
+        return self._run(self._list_buckets)
+
+    def _create_bucket(self, bucket: str) -> None:
+        path = self._bucket_path(bucket)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            raise BucketAlreadyOwnedByYou(BucketName=bucket) from None
+        with open(os.path.join(self._bucket_records, bucket), "wb"):
+            pass
+        self._sync_dir(self.root)
+
+    def create_bucket(self, bucket: str) -> Deferred[None]:
+        return self._run(self._create_bucket, bucket)
+
+    def _head_bucket(self, bucket: str) -> BucketInfo:
+        os.close(self._open_bucket(bucket))
+        return BucketInfo(bucket, self._creation_date(bucket))
+
+    def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
+        return self._run(self._head_bucket, bucket)
+
+    def _delete_bucket(self, bucket: str) -> None:
+        path = self._bucket_path(bucket)
+        os.close(self._open_bucket(bucket))
+        if self._has_object(bucket, path, ""):
+            raise BucketNotEmpty(BucketName=bucket)
+        # Only rmdir, bottom-up: a file that arrives meanwhile makes this fail, so a
+        # racing upload is never deleted.
+        try:
+            for dirpath, _dirs, _files in os.walk(path, topdown=False):
+                os.rmdir(dirpath)
+        except OSError as e:
+            if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise BucketNotEmpty(BucketName=bucket) from None
+            raise
+        self.metadata.remove_bucket(bucket)
+        try:
+            os.unlink(os.path.join(self._bucket_records, bucket))
+        except FileNotFoundError:
+            pass
+
+    def delete_bucket(self, bucket: str) -> Deferred[None]:
+        return self._run(self._delete_bucket, bucket)
+
+    # -- listing ----------------------------------------------------------------
+
+    def _has_object(self, bucket: str, dir_path: str, dir_key: str) -> bool:
+        """Whether any object (file, or marker directory) lies under ``dir_path``."""
+        try:
+            entries = list(os.scandir(dir_path))
+        except OSError:
+            return False
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                return True
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                key = f"{dir_key}{entry.name}/"
+                if self._is_marker(bucket, key, entry.path) or self._has_object(
+                    bucket, entry.path, key
+                ):
+                    return True
+        return False
+
+    def _walk(
+        self, bucket: str, dir_path: str, dir_key: str, prefix: str, marker: str, by_dir: bool
+    ) -> Iterator[ListEntry]:
+        """Objects under ``dir_path`` in S3 order, reading only directories that can
+        hold keys with ``prefix`` after ``marker``. With ``by_dir`` (delimiter "/"),
+        directories past the prefix are reported as common prefixes unread."""
+        try:
+            scanned = list(os.scandir(dir_path))
+        except OSError:
+            return
+        entries = []
+        for entry in scanned:
+            try:
+                entry.name.encode("utf-8")
+            except UnicodeEncodeError:
+                continue  # not a UTF-8 name: no S3 key can name it
+            if entry.is_dir(follow_symlinks=False):
+                entries.append((f"{dir_key}{entry.name}/", entry, True))
+            elif entry.is_file(follow_symlinks=False):
+                entries.append((f"{dir_key}{entry.name}", entry, False))
+        entries.sort(key=lambda e: e[0])
+        for key, entry, is_dir in entries:
+            if not is_dir:
+                if key > marker and key.startswith(prefix):
+                    yield self._info(bucket, key, entry.path, entry.stat(follow_symlinks=False))
+                continue
+            # Every key below this directory starts with ``key``.
+            if not (key.startswith(prefix) or prefix.startswith(key)):
+                continue
+            if marker > key and not marker.startswith(key):
+                continue
+            if by_dir and key.startswith(prefix) and key != prefix:
+                if key > marker and (
+                    self._is_marker(bucket, key, entry.path)
+                    or self._has_object(bucket, entry.path, key)
+                ):
+                    yield CommonPrefix(key)
+                continue
+            if key.startswith(prefix) and key > marker:
+                record = self.metadata.load(bucket, key, entry.path)
+                if record is not None and record.marker:
+                    yield self._info(bucket, key, entry.path, entry.stat(follow_symlinks=False))
+            yield from self._walk(bucket, entry.path, key, prefix, marker, by_dir)
+
+    def _list_objects(
+        self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int
+    ) -> ListPage:
+        # Start at the deepest directory the prefix names whole: nothing else can match.
+        start_key = prefix[: prefix.rfind("/") + 1]
+        try:
+            os.close(self._open_parent(bucket, KeyPath(start_key + "-"), create=False))
+        except (NoSuchKey, InvalidArgument):
+            return ListPage([], [], False, None)
+        start_dir = os.path.join(self._bucket_path(bucket), *start_key.split("/")[:-1])
+        by_dir = delimiter == "/"
+        walked = self._walk(bucket, start_dir, start_key, prefix, marker, by_dir)
+        if start_key and prefix == start_key:
+            walked = self._with_start_marker(bucket, start_key, start_dir, marker, walked)
+        entries = walked if by_dir else roll_up(
+            (e for e in walked if isinstance(e, ObjectInfo)), prefix, delimiter, marker
+        )
+        return take_page(entries, max_keys)
+
+    def _with_start_marker(
+        self, bucket: str, key: str, path: str, marker: str, rest: Iterator[ListEntry]
+    ) -> Iterator[ListEntry]:
+        """The directory the walk starts in may itself be a marker object ("a/b/")."""
+        if key > marker:
+            record = self.metadata.load(bucket, key, path)
+            if record is not None and record.marker:
+                try:
+                    yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
+                except OSError:
+                    pass
+        yield from rest
+
+    def list_objects(
+        self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int
+    ) -> Deferred[ListPage]:
+        return self._run(self._list_objects, bucket, prefix, delimiter, marker, max_keys)
+
+    # -- objects ----------------------------------------------------------------
+
+    def _stat_object(self, bucket: str, key: str) -> tuple[ObjectInfo, int | None]:
+        """The object's info and, for a regular file, an open descriptor of it."""
+        path = KeyPath(key)
+        parent = self._open_parent(bucket, path, create=False)
+        try:
+            flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(path.name, flags, dir_fd=parent)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+                    raise NoSuchKey(Key=key) from None
+                raise
+        finally:
+            os.close(parent)
+        try:
+            st = os.fstat(fd)
+            if path.marker:
+                record = self.metadata.load(bucket, key, "", fd)
+                if record is None or not record.marker:
+                    raise NoSuchKey(Key=key)
+                return self._info(bucket, key, "", st, fd), None
+            if not stat.S_ISREG(st.st_mode):
+                raise NoSuchKey(Key=key)
+            return self._info(bucket, key, "", st, fd), fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _head_object(self, bucket: str, key: str) -> ObjectInfo:
+        info, fd = self._stat_object(bucket, key)
+        if fd is not None:
+            os.close(fd)
+        return info
+
+    def head_object(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
+        return self._run(self._head_object, bucket, key)
+
+    def _prepare_write(self, bucket: str, key: str) -> tuple[KeyPath, str, BinaryIO]:
+        path = KeyPath(key)
+        os.close(self._open_bucket(bucket))
+        temp = self._temp_path()
+        return path, temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+
+    async def _open_writer(
+        self,
+        bucket: str,
+        key: str,
+        attributes: ObjectAttributes,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> FilesystemWriter:
+        path, temp, file = await self._run(self._prepare_write, bucket, key)
+        return FilesystemWriter(
+            self, bucket, path, temp, file, attributes, content_md5, expected_size
+        )
+
+    def open_writer(
+        self,
+        bucket: str,
+        key: str,
+        attributes: ObjectAttributes,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> Deferred[FilesystemWriter]:
+        return Deferred.fromCoroutine(
+            self._open_writer(bucket, key, attributes, content_md5, expected_size)
+        )
+
+    def _sync_dir(self, path: str | int) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(path, _DIR_FLAGS) if isinstance(path, str) else path
+        try:
+            os.fsync(fd)
+        finally:
+            if isinstance(path, str):
+                os.close(fd)
+
+    def _seal_and_commit(
+        self,
+        file: BinaryIO,
+        temp: str,
+        bucket: str,
+        path: KeyPath,
+        attributes: ObjectAttributes,
+        etag: str,
+    ) -> ObjectInfo:
+        file.flush()
+        if self._fsync:
+            os.fsync(file.fileno())
+        file.close()
+        return self._commit_temp(temp, bucket, path, attributes, etag)
+
+    def _commit_temp(
+        self, temp: str, bucket: str, path: KeyPath, attributes: ObjectAttributes, etag: str
+    ) -> ObjectInfo:
+        """Runs on the pool: make the verified, synced temporary file the object,
+        atomically."""
+        st = os.stat(temp)
+        if path.marker and st.st_size:
+            raise InvalidArgument(
+                "A key ending in '/' is a directory marker and must be empty.", Key=path.key
+            )
+        record = MetaRecord(etag, st.st_size, st.st_mtime_ns, attributes, path.marker)
+        for attempt in (1, 2):
+            parent = self._open_parent(bucket, path, create=True)
+            try:
+                if path.marker:
+                    self._commit_marker(parent, bucket, path, record)
+                    os.unlink(temp)
+                else:
+                    self._commit_file(parent, temp, bucket, path, record)
+                self._sync_dir(parent)
+                break
+            except FileNotFoundError:
+                # A concurrent delete removed an empty parent directory; walk again.
+                if attempt == 2:
+                    raise
+            finally:
+                os.close(parent)
+        return ObjectInfo(path.key, 0 if path.marker else st.st_size, etag, st.st_mtime, attributes)
+
+    def _commit_file(
+        self, parent: int, temp: str, bucket: str, path: KeyPath, record: MetaRecord
+    ) -> None:
+        try:
+            existing = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            existing = None
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise ExistingObjectIsDirectory(Key=path.key)
+        if isinstance(self.metadata, XattrMetadata):
+            self.metadata.save(bucket, path.key, temp, record)
+        else:
+            self.metadata.save(bucket, path.key, "", record)
+        try:
+            os.rename(temp, path.name, dst_dir_fd=parent)
+        except IsADirectoryError:
+            raise ExistingObjectIsDirectory(Key=path.key) from None
+
+    def _commit_marker(self, parent: int, bucket: str, path: KeyPath, record: MetaRecord) -> None:
+        try:
+            os.mkdir(path.name, dir_fd=parent)
+        except FileExistsError:
+            pass
+        try:
+            fd = os.open(path.name, _DIR_FLAGS, dir_fd=parent)
+        except OSError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise ObjectParentIsFile(Key=path.key) from None
+            raise
+        try:
+            record = MetaRecord(record.etag, 0, 0, record.attributes, marker=True)
+            self.metadata.save(bucket, path.key, fd, record)
+        finally:
+            os.close(fd)
+
+    def _open_read(self, bucket: str, key: str) -> tuple[ObjectInfo, int | None]:
+        return self._stat_object(bucket, key)
+
+    async def _open_reader(
+        self, bucket: str, key: str, byte_range: ByteRange | None
+    ) -> ChunkedReader:
+        info, fd = await self._run(self._open_read, bucket, key)
+        position, end = (0, info.size) if byte_range is None else (byte_range.first, byte_range.last + 1)
+        in_flight: Deferred[bytes] | None = None
+        released = False
+
+        def read_chunk() -> Deferred[bytes]:
+            nonlocal position, in_flight
+            if fd is None or position >= end:
+                return succeed(b"")
+            size = min(READ_CHUNK, end - position)
+            offset = position
+            position += size
+            in_flight = self._run(os.pread, fd, size, offset)
+            return in_flight
+
+        def close_fd(_: object = None) -> object:
+            if fd is not None:
+                os.close(fd)
+            return _
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            # Close only after a read still running on the pool has returned.
+            if in_flight is not None and not in_flight.called:
+                in_flight.addBoth(close_fd)
+            else:
+                close_fd()
+
+        return ChunkedReader(info, byte_range, read_chunk, release)
+
+    def open_reader(
+        self, bucket: str, key: str, byte_range: ByteRange | None
+    ) -> Deferred[ChunkedReader]:
+        return Deferred.fromCoroutine(self._open_reader(bucket, key, byte_range))
+
+    def _delete_object(self, bucket: str, key: str) -> None:
+        try:
+            path = KeyPath(key)
+        except InvalidArgument:
+            os.close(self._open_bucket(bucket))
+            return  # no such key can exist here
+        try:
+            parent = self._open_parent(bucket, path, create=False)
+        except NoSuchKey:
+            return
+        try:
+            if path.marker:
+                try:
+                    fd = os.open(path.name, _DIR_FLAGS, dir_fd=parent)
+                except OSError:
+                    return
+                try:
+                    if not self._is_marker_fd(bucket, key, fd):
+                        return
+                    self.metadata.remove(bucket, key, fd)
+                finally:
+                    os.close(fd)
+                try:
+                    os.rmdir(path.name, dir_fd=parent)
+                except OSError:
+                    pass  # still holds objects: it stays, as an implicit directory
+            else:
+                try:
+                    st = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+                except FileNotFoundError:
+                    return
+                if stat.S_ISDIR(st.st_mode):
+                    return
+                os.unlink(path.name, dir_fd=parent)
+                self.metadata.remove(bucket, key, "")
+            self._sync_dir(parent)
+        finally:
+            os.close(parent)
+        self._remove_implicit_parents(bucket, path)
+
+    def _is_marker_fd(self, bucket: str, key: str, fd: int) -> bool:
+        record = self.metadata.load(bucket, key, "", fd)
+        return record is not None and record.marker
+
+    def _remove_implicit_parents(self, bucket: str, path: KeyPath) -> None:
+        """Remove the empty directories that were created only to hold the key; stop
+        at the first one that is a marker object or still holds anything."""
+        parents = list(path.parents)
+        while parents:
+            dir_key = "/".join(parents) + "/"
+            dir_path = os.path.join(self._bucket_path(bucket), *parents)
+            if os.path.islink(dir_path) or self._is_marker(bucket, dir_key, dir_path):
+                return
+            try:
+                os.rmdir(dir_path)
+            except OSError:
+                return
+            parents.pop()
+
+    def delete_object(self, bucket: str, key: str) -> Deferred[None]:
+        return self._run(self._delete_object, bucket, key)
+
+    def _copy_to_temp(self, bucket: str, key: str, temp: str) -> tuple[ObjectInfo, str]:
+        info, fd = self._stat_object(bucket, key)
+        md5 = hashlib.md5()
+        try:
+            with open(temp, "xb") as out:
+                if fd is not None:
+                    while chunk := os.read(fd, COPY_CHUNK):
+                        md5.update(chunk)
+                        out.write(chunk)
+                out.flush()
+                if self._fsync:
+                    os.fsync(out.fileno())
+        except BaseException:
+            _discard(None, temp)
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return info, md5.hexdigest()
+
+    def _copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        attributes: ObjectAttributes | None,
+    ) -> ObjectInfo:
+        path = KeyPath(dst_key)
+        os.close(self._open_bucket(dst_bucket))
+        temp = self._temp_path()
+        info, etag = self._copy_to_temp(src_bucket, src_key, temp)
+        try:
+            return self._commit_temp(temp, dst_bucket, path, attributes or info.attributes, etag)
+        except BaseException:
+            _discard(None, temp)
+            raise
+
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        attributes: ObjectAttributes | None,
+    ) -> Deferred[ObjectInfo]:
+        return self._run(self._copy_object, src_bucket, src_key, dst_bucket, dst_key, attributes)
+

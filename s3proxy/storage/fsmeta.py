@@ -1,0 +1,172 @@
+"""Where the filesystem backend keeps object metadata: in a user xattr on the file itself,
+or, where the filesystem has no user xattrs, in a sidecar tree outside the buckets.
+
+A record remembers the size and mtime of the data it describes; a file that another
+program replaced no longer matches, and is then served as a foreign file (no stale
+ETag or Content-Type is ever attached to new data)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+
+from s3proxy.model import ObjectAttributes
+
+XATTR_NAME = "user.s3proxy"
+
+
+@dataclass(frozen=True)
+class MetaRecord:
+    etag: str
+    size: int
+    mtime_ns: int
+    attributes: ObjectAttributes
+    marker: bool = False  # a directory marker object ("key/")
+
+    def to_bytes(self, key: str) -> bytes:
+        return json.dumps(
+            {
+                "v": 1,
+                "key": key,
+                "etag": self.etag,
+                "size": self.size,
+                "mtime_ns": self.mtime_ns,
+                "marker": self.marker,
+                "attributes": self.attributes.to_json(),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> MetaRecord | None:
+        try:
+            data = json.loads(raw)
+            return cls(
+                etag=str(data["etag"]),
+                size=int(data["size"]),
+                mtime_ns=int(data["mtime_ns"]),
+                attributes=ObjectAttributes.from_json(data["attributes"]),
+                marker=bool(data.get("marker", False)),
+            )
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return None
+
+    def describes(self, st: os.stat_result) -> bool:
+        if self.marker:
+            return True  # a directory's mtime moves with its children
+        return self.size == st.st_size and self.mtime_ns == st.st_mtime_ns
+
+
+class MetadataStore:
+    """The interface both stores share. ``path`` is the object's data path (a file, or
+    the directory of a marker object); ``fd`` an open descriptor of it when the caller
+    has one."""
+
+    name = "abstract"
+
+    def load(self, bucket: str, key: str, path: str, fd: int | None = None) -> MetaRecord | None:
+        raise NotImplementedError
+
+    def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
+        raise NotImplementedError
+
+    def remove(self, bucket: str, key: str, target: str | int) -> None:
+        raise NotImplementedError
+
+    def remove_bucket(self, bucket: str) -> None:
+        pass
+
+
+class XattrMetadata(MetadataStore):
+    """Metadata in the file's own xattr: set on the temporary file before the rename,
+    so data and metadata appear together atomically."""
+
+    name = "xattr"
+
+    def load(self, bucket: str, key: str, path: str, fd: int | None = None) -> MetaRecord | None:
+        try:
+            if fd is not None:
+                raw = os.getxattr(fd, XATTR_NAME)
+            else:
+                raw = os.getxattr(path, XATTR_NAME, follow_symlinks=False)
+        except OSError:
+            return None
+        return MetaRecord.from_bytes(raw)
+
+    def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
+        if isinstance(target, int):
+            os.setxattr(target, XATTR_NAME, record.to_bytes(key))
+        else:
+            os.setxattr(target, XATTR_NAME, record.to_bytes(key), follow_symlinks=False)
+
+    def remove(self, bucket: str, key: str, target: str | int) -> None:
+        try:
+            if isinstance(target, int):
+                os.removexattr(target, XATTR_NAME)
+            else:
+                os.removexattr(target, XATTR_NAME, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.ENODATA, errno.ENOENT):
+                raise
+
+
+class SidecarMetadata(MetadataStore):
+    """Metadata in ``<root>/.s3proxy/meta/<bucket>/<hh>/<sha256(key)>``: flat and
+    hashed, so no key can collide with another's record or escape the tree."""
+
+    name = "sidecar"
+
+    def __init__(self, meta_root: str, tmp_dir: str) -> None:
+        self._root = meta_root
+        self._tmp = tmp_dir
+
+    def _path(self, bucket: str, key: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return os.path.join(self._root, bucket, digest[:2], digest)
+
+    def load(self, bucket: str, key: str, path: str, fd: int | None = None) -> MetaRecord | None:
+        try:
+            with open(self._path(bucket, key), "rb") as f:
+                return MetaRecord.from_bytes(f.read())
+        except OSError:
+            return None
+
+    def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
+        target = self._path(bucket, key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temp = os.path.join(self._tmp, f"{uuid.uuid4().hex}.meta")
+        with open(temp, "wb") as f:
+            f.write(record.to_bytes(key))
+        os.replace(temp, target)
+
+    def remove(self, bucket: str, key: str, target: str | int) -> None:
+        try:
+            os.unlink(self._path(bucket, key))
+        except FileNotFoundError:
+            pass
+
+    def remove_bucket(self, bucket: str) -> None:
+        import shutil
+
+        shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)
+
+
+def xattrs_work(probe_dir: str) -> bool:
+    """Whether the filesystem under ``probe_dir`` keeps user xattrs."""
+    probe = os.path.join(probe_dir, f"{uuid.uuid4().hex}.probe")
+    try:
+        with open(probe, "wb"):
+            pass
+        os.setxattr(probe, XATTR_NAME, b"{}")
+        return os.getxattr(probe, XATTR_NAME) == b"{}"
+    except OSError:
+        return False
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass

@@ -1,0 +1,258 @@
+"""The Klein application: S3 requests in, S3 responses out.
+
+Every S3 operation this server knows is listed in OPERATIONS. S3 routes by method,
+path level (service, bucket, object) and sub-resource query parameter, which werkzeug
+cannot express, and bucket and key must come from the raw request path (werkzeug would
+unquote ``%2F`` and merge ``//``). So Klein routes every S3 request to one endpoint
+and ``_dispatch`` picks the operation from the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from klein import Klein
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import Resource
+
+from s3proxy.config import Settings
+from s3proxy.errors import (
+    InternalError,
+    InvalidURI,
+    MethodNotAllowed,
+    NoSuchBucket,
+    NotImplementedError_,
+    NotModified,
+    S3Error,
+)
+from s3proxy.interfaces import IStorage
+from s3proxy.names import is_valid_bucket_name
+from s3proxy.web import bucket_ops, object_ops, xml
+from s3proxy.web.context import S3Context, S3Response
+from s3proxy.web.headers import Headers
+from s3proxy.web.request import S3Request
+
+Handler = Callable[[S3Context], Awaitable[S3Response]]
+
+# (level, method, sub-resource) -> (operation name, handler)
+OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
+    ("service", "GET", ""): ("ListBuckets", bucket_ops.list_buckets),
+    ("bucket", "PUT", ""): ("CreateBucket", bucket_ops.create_bucket),
+    ("bucket", "HEAD", ""): ("HeadBucket", bucket_ops.head_bucket),
+    ("bucket", "DELETE", ""): ("DeleteBucket", bucket_ops.delete_bucket),
+    ("bucket", "GET", ""): ("ListObjects", bucket_ops.list_objects),  # V2 by list-type=2
+    ("bucket", "GET", "location"): ("GetBucketLocation", bucket_ops.get_bucket_location),
+    ("bucket", "GET", "versioning"): ("GetBucketVersioning", bucket_ops.get_bucket_versioning),
+    ("bucket", "POST", "delete"): ("DeleteObjects", bucket_ops.delete_objects),
+    ("object", "PUT", ""): ("PutObject", object_ops.put_object),  # CopyObject by header
+    ("object", "GET", ""): ("GetObject", object_ops.get_object),
+    ("object", "HEAD", ""): ("HeadObject", object_ops.get_object),
+    ("object", "DELETE", ""): ("DeleteObject", object_ops.delete_object),
+}
+
+# Query parameters that select a different operation on the same path. Any other
+# parameter (boto3's x-id, say) does not change the operation.
+SUB_RESOURCES = frozenset(
+    """accelerate acl analytics attributes cors delete encryption intelligent-tiering
+    inventory legal-hold lifecycle location logging metrics notification object-lock
+    ownershipControls partNumber policy policyStatus publicAccessBlock replication
+    requestPayment restore retention select tagging torrent uploadId uploads versioning
+    versionId versions website""".split()
+)
+KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex().upper()
+
+
+def split_target(raw_path: bytes, prefix: str) -> tuple[str | None, str | None]:
+    """(bucket, key) from the raw request path, under ``prefix`` or at the root."""
+    path = raw_path
+    encoded_prefix = prefix.rstrip("/").encode()
+    if encoded_prefix and (path == encoded_prefix or path.startswith(encoded_prefix + b"/")):
+        path = path[len(encoded_prefix) :] or b"/"
+    if not path.startswith(b"/"):
+        raise InvalidURI()
+    bucket_part, _, key_part = path[1:].partition(b"/")
+    try:
+        bucket = unquote_to_bytes(bucket_part).decode("utf-8")
+        key = unquote_to_bytes(key_part).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidURI() from None
+    return (bucket or None), (key or None) if bucket else None
+
+
+def parse_query(uri: bytes) -> dict[str, str]:
+    _, _, raw = uri.partition(b"?")
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidURI() from None
+    return dict(pairs)
+
+
+def error_response(error: S3Error, resource: str, request_id: str) -> S3Response:
+    if isinstance(error, NotModified):
+        return S3Response(status=304, headers=list(error.headers))
+    body = xml.document(
+        "Error",
+        ("Code", error.code),
+        ("Message", error.message),
+        list(error.fields.items()),
+        ("Resource", resource),
+        ("RequestId", request_id),
+        namespace=False,
+    )
+    return S3Response(
+        status=error.status, headers=list(error.headers), body=body, content_type="application/xml"
+    )
+
+
+class S3Application:
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, storage: IStorage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+
+    def resource(self) -> Resource:
+        return S3Root(self.app.resource())
+
+    @app.route("/s3", methods=None, branch=False)
+    def s3(self, request: S3Request) -> Deferred[object]:
+        return Deferred.fromCoroutine(self._serve(request))
+
+    @app.handle_errors(Exception)
+    def _last_resort(self, request: S3Request, failure: Failure) -> bytes:
+        # Only reached if _serve itself failed; never show Twisted's HTML page.
+        self.log.failure("unhandled error", failure)
+        request.setResponseCode(500)
+        request.setHeader("Content-Type", "application/xml")
+        body = error_response(InternalError(), "/", new_request_id()).body
+        request.setHeader("Content-Length", str(len(body)))
+        return body
+
+    def _context(self, request: S3Request, request_id: str) -> S3Context:
+        method = request.method.decode("ascii", "replace").upper()
+        raw_headers = {
+            k.decode("latin-1"): [v.decode("latin-1") for v in vs]
+            for k, vs in request.requestHeaders.getAllRawHeaders()
+        }
+        ctx = S3Context(
+            request=request,
+            storage=self.storage,
+            settings=self.settings,
+            request_id=request_id,
+            method=method,
+            bucket=None,
+            key=None,
+            query={},
+            headers=Headers(raw_headers),
+        )
+        ctx.bucket, ctx.key = split_target(request.path, self.settings.prefix)
+        ctx.query = parse_query(request.uri)
+        return ctx
+
+    def _dispatch(self, ctx: S3Context) -> Handler:
+        level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
+        subresource = next((q for q in ctx.query if q in SUB_RESOURCES), "")
+        found = OPERATIONS.get((level, ctx.method, subresource))
+        if found is None:
+            if subresource or ctx.method not in KNOWN_METHODS:
+                raise NotImplementedError_()
+            raise MethodNotAllowed(Method=ctx.method, ResourceType=level.upper())
+        ctx.operation, handler = found
+        if ctx.bucket is not None and ctx.operation != "CreateBucket":
+            # Never hand a name no bucket can have to a backend.
+            if not is_valid_bucket_name(ctx.bucket):
+                raise NoSuchBucket(BucketName=ctx.bucket)
+        return handler
+
+    async def _serve(self, request: S3Request) -> None:
+        request_id = new_request_id()
+        request.setHeader("x-amz-request-id", request_id)
+        request.setHeader("x-amz-id-2", base64.b64encode(os.urandom(24)).decode())
+        request.setHeader("Server", "s3proxy")
+        request.defaultContentType = None
+        resource = "/"
+        try:
+            ctx = self._context(request, request_id)
+            resource = ctx.resource
+            handler = self._dispatch(ctx)
+            response = await handler(ctx)
+        except CancelledError:
+            return  # the client went away; the handler cleaned up
+        except S3Error as e:
+            response = error_response(e, resource, request_id)
+        except Exception:
+            self.log.failure("internal error serving {uri}", uri=request.uri[:200])
+            response = error_response(InternalError(), resource, request_id)
+        await self._send(request, response)
+
+    async def _send(self, request: S3Request, response: S3Response) -> None:
+        if not request.body.complete and request.body.failure is None:
+            # A handler that did not read the body: drop it, so the connection stays
+            # in step; a client disconnect during that is a CancelledError.
+            try:
+                await request.body.drain()
+            except CancelledError:
+                pass
+        if request._disconnected:
+            if response.reader is not None:
+                response.reader.close()
+            return
+        request.setResponseCode(response.status)
+        for name, value in response.headers:
+            request.responseHeaders.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+        if response.content_type is not None:
+            request.setHeader("Content-Type", response.content_type)
+        reader = response.reader
+        if reader is None:
+            if response.status not in (204, 304):
+                request.setHeader("Content-Length", str(len(response.body)))
+            request.write(response.body)
+            request.finish()
+            return
+        request.setHeader("Content-Length", str(response.length))
+        if request.method == b"HEAD" or response.length == 0:
+            reader.close()
+            request.write(b"")
+            request.finish()
+            return
+        try:
+            await reader.start(request)
+        except CancelledError:
+            return
+        except Exception:
+            # The headers are out: a short body must not look complete.
+            self.log.failure("reading {uri} failed mid-response", uri=request.uri[:200])
+            if request.channel is not None and request.channel.transport is not None:
+                request.channel.transport.abortConnection()
+            return
+        if not request._disconnected:
+            request.finish()
+
+
+class S3Root(Resource):
+    """Sends every request to the Klein endpoint ``/s3`` without letting twisted.web or
+    werkzeug interpret the path (the S3 handlers read the raw path themselves)."""
+
+    isLeaf = True
+
+    def __init__(self, klein_resource: Resource) -> None:
+        super().__init__()
+        self._klein = klein_resource
+
+    def render(self, request: server.Request) -> Any:
+        request.prepath = []
+        request.postpath = [b"s3"]
+        return self._klein.render(request)

@@ -1,0 +1,225 @@
+"""Service- and bucket-level S3 operations."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import quote
+
+from s3proxy.errors import InvalidArgument, MalformedXML, S3Error
+from s3proxy.model import ListPage, ObjectInfo
+from s3proxy.names import check_bucket_name, check_key
+from s3proxy.web import xml
+from s3proxy.web.context import S3Context, S3Response, xml_response
+
+MAX_KEYS = 1000
+MAX_DELETE_KEYS = 1000
+
+
+def _owner(ctx: S3Context) -> Any:
+    return xml.element(
+        "Owner", ("ID", ctx.settings.owner_id), ("DisplayName", ctx.settings.owner_name)
+    )
+
+
+async def list_buckets(ctx: S3Context) -> S3Response:
+    buckets = await ctx.storage.list_buckets()
+    return xml_response(
+        xml.document(
+            "ListAllMyBucketsResult",
+            _owner(ctx),
+            xml.element(
+                "Buckets",
+                [
+                    xml.element(
+                        "Bucket", ("Name", b.name), ("CreationDate", xml.iso8601(b.creation_date))
+                    )
+                    for b in buckets
+                ],
+            ),
+        )
+    )
+
+
+async def create_bucket(ctx: S3Context) -> S3Response:
+    bucket = ctx.need_bucket()
+    check_bucket_name(bucket)
+    body = await ctx.request.body.read_all(ctx.settings.max_xml_bytes)
+    if body.strip():
+        config = xml.parse(body, "CreateBucketConfiguration")
+        # Any LocationConstraint is accepted: data stays where this daemon keeps it.
+        xml.child_text(config, "LocationConstraint")
+    await ctx.storage.create_bucket(bucket)
+    return S3Response(headers=[("Location", f"/{bucket}")])
+
+
+async def head_bucket(ctx: S3Context) -> S3Response:
+    await ctx.storage.head_bucket(ctx.need_bucket())
+    return S3Response(headers=[("x-amz-bucket-region", ctx.settings.region)])
+
+
+async def delete_bucket(ctx: S3Context) -> S3Response:
+    await ctx.storage.delete_bucket(ctx.need_bucket())
+    return S3Response(status=204)
+
+
+async def get_bucket_location(ctx: S3Context) -> S3Response:
+    await ctx.storage.head_bucket(ctx.need_bucket())
+    # us-east-1 is the empty constraint, as AWS reports it.
+    region = ctx.settings.region
+    return xml_response(
+        xml.document("LocationConstraint", text=None if region == "us-east-1" else region)
+    )
+
+
+async def get_bucket_versioning(ctx: S3Context) -> S3Response:
+    await ctx.storage.head_bucket(ctx.need_bucket())
+    return xml_response(xml.document("VersioningConfiguration"))
+
+
+def _max_keys(ctx: S3Context) -> int:
+    text = ctx.query.get("max-keys", str(MAX_KEYS))
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidArgument(
+            "Provided max-keys not an integer or within integer range",
+            ArgumentName="max-keys",
+            ArgumentValue=text,
+        ) from None
+    if value < 0:
+        raise InvalidArgument(
+            "Argument maxKeys must be an integer between 0 and 2147483647",
+            ArgumentName="max-keys",
+            ArgumentValue=text,
+        )
+    return min(value, MAX_KEYS)
+
+
+def _encoder(ctx: S3Context) -> Any:
+    encoding = ctx.query.get("encoding-type")
+    if encoding is None:
+        return lambda text: text
+    if encoding != "url":
+        raise InvalidArgument(
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=encoding,
+        )
+    return lambda text: None if text is None else quote(text, safe="/")
+
+
+def _contents(ctx: S3Context, page: ListPage, encode: Any, owner: bool) -> list[Any]:
+    def entry(info: ObjectInfo) -> Any:
+        return xml.element(
+            "Contents",
+            ("Key", encode(info.key)),
+            ("LastModified", xml.iso8601(info.last_modified)),
+            ("ETag", info.quoted_etag),
+            ("Size", info.size),
+            _owner(ctx) if owner else None,
+            ("StorageClass", info.storage_class),
+        )
+
+    objects = [entry(info) for info in page.objects]
+    prefixes = [
+        xml.element("CommonPrefixes", ("Prefix", encode(p))) for p in page.common_prefixes
+    ]
+    return objects + prefixes
+
+
+def _encode_token(marker: str) -> str:
+    return base64.urlsafe_b64encode(marker.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(
+            "The continuation token provided is incorrect",
+            ArgumentName="continuation-token",
+            ArgumentValue=token,
+        ) from None
+
+
+async def list_objects(ctx: S3Context) -> S3Response:
+    """ListObjects (v1) and, with ``list-type=2``, ListObjectsV2."""
+    v2 = ctx.query.get("list-type") == "2"
+    if v2:
+        ctx.operation = "ListObjectsV2"
+    bucket = ctx.need_bucket()
+    prefix = ctx.query.get("prefix", "")
+    delimiter = ctx.query.get("delimiter", "")
+    max_keys = _max_keys(ctx)
+    encode = _encoder(ctx)
+    token = ctx.query.get("continuation-token")
+    start_after = ctx.query.get("start-after", "")
+    if v2:
+        marker = _decode_token(token) if token is not None else start_after
+    else:
+        marker = ctx.query.get("marker", "")
+    page = await ctx.storage.list_objects(bucket, prefix, delimiter, marker, max_keys)
+    encoding = ("EncodingType", ctx.query.get("encoding-type"))
+    common = [
+        ("Name", bucket),
+        ("Prefix", encode(prefix)),
+    ]
+    if v2:
+        body = xml.document(
+            "ListBucketResult",
+            common,
+            ("ContinuationToken", token),
+            ("NextContinuationToken", _encode_token(page.next_marker) if page.next_marker else None),
+            ("StartAfter", encode(start_after) if "start-after" in ctx.query else None),
+            ("KeyCount", len(page.objects) + len(page.common_prefixes)),
+            ("MaxKeys", max_keys),
+            ("Delimiter", encode(delimiter) if delimiter else None),
+            encoding,
+            ("IsTruncated", page.is_truncated),
+            _contents(ctx, page, encode, ctx.query.get("fetch-owner") == "true"),
+        )
+    else:
+        body = xml.document(
+            "ListBucketResult",
+            common,
+            ("Marker", encode(marker)),
+            ("NextMarker", encode(page.next_marker) if page.is_truncated else None),
+            ("MaxKeys", max_keys),
+            ("Delimiter", encode(delimiter) if delimiter else None),
+            encoding,
+            ("IsTruncated", page.is_truncated),
+            _contents(ctx, page, encode, True),
+        )
+    return xml_response(body)
+
+
+async def delete_objects(ctx: S3Context) -> S3Response:
+    bucket = ctx.need_bucket()
+    body = await ctx.request.body.read_all(ctx.settings.max_xml_bytes)
+    root = xml.parse(body, "Delete")
+    quiet = (xml.child_text(root, "Quiet") or "").strip().lower() == "true"
+    entries = xml.children(root, "Object")
+    if not entries or len(entries) > MAX_DELETE_KEYS:
+        raise MalformedXML()
+    keys = []
+    for entry in entries:
+        key = xml.child_text(entry, "Key")
+        if key is None:
+            raise MalformedXML()
+        keys.append(key)
+    await ctx.storage.head_bucket(bucket)
+    results: list[Any] = []
+    for key in keys:
+        try:
+            check_key(key)
+            await ctx.storage.delete_object(bucket, key)
+        except S3Error as e:
+            results.append(
+                xml.element("Error", ("Key", key), ("Code", e.code), ("Message", e.message))
+            )
+            continue
+        if not quiet:
+            results.append(xml.element("Deleted", ("Key", key)))
+    return xml_response(xml.document("DeleteResult", results))

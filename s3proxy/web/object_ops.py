@@ -1,0 +1,164 @@
+"""Object-level S3 operations: the streaming paths in and out of storage."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from s3proxy.errors import InvalidArgument, InvalidRange, InvalidRequest, S3Error
+from s3proxy.interfaces import IObjectReader
+from s3proxy.model import ByteRange, ObjectInfo
+from s3proxy.names import check_key
+from s3proxy.web import xml
+from s3proxy.web.context import S3Context, S3Response, xml_response
+from s3proxy.web.headers import (
+    check_preconditions,
+    content_md5,
+    object_attributes,
+    object_headers,
+    parse_range,
+)
+
+# ``response-*`` query parameters override these response headers on GET/HEAD.
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def _expected_size(ctx: S3Context) -> int | None:
+    decoded = ctx.headers.get("x-amz-decoded-content-length")
+    if decoded is None:
+        return None
+    if not decoded.isdigit():
+        raise InvalidArgument(
+            "x-amz-decoded-content-length must be a number",
+            ArgumentName="x-amz-decoded-content-length",
+            ArgumentValue=decoded,
+        )
+    return int(decoded)
+
+
+async def put_object(ctx: S3Context) -> S3Response:
+    if ctx.headers.get("x-amz-copy-source") is not None:
+        ctx.operation = "CopyObject"
+        return await copy_object(ctx)
+    bucket, key = ctx.need_bucket(), ctx.need_key()
+    check_key(key)
+    attributes = object_attributes(ctx.headers)
+    md5 = content_md5(ctx.headers)
+    writer = await ctx.storage.open_writer(bucket, key, attributes, md5, _expected_size(ctx))
+    try:
+        await ctx.request.body.stream_to(writer)
+        info: ObjectInfo = await writer.finish()
+    except BaseException:
+        # Disconnects (CancelledError) included: nothing of a partial upload remains.
+        await writer.abort()
+        raise
+    return S3Response(headers=[("ETag", info.quoted_etag)])
+
+
+def _copy_source(ctx: S3Context) -> tuple[str, str]:
+    raw = ctx.headers.get("x-amz-copy-source") or ""
+    source, _, version = raw.partition("?")
+    if version and version not in ("versionId=null", "versionId="):
+        raise InvalidArgument("Versioning is not enabled on this server.", ArgumentName="versionId")
+    path = unquote(source, errors="strict").lstrip("/")
+    bucket, _, key = path.partition("/")
+    if not bucket or not key:
+        raise InvalidArgument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=raw,
+        )
+    return bucket, key
+
+
+async def copy_object(ctx: S3Context) -> S3Response:
+    bucket, key = ctx.need_bucket(), ctx.need_key()
+    check_key(key)
+    try:
+        src_bucket, src_key = _copy_source(ctx)
+    except UnicodeDecodeError:
+        raise InvalidArgument("Invalid copy source encoding", ArgumentName="x-amz-copy-source") from None
+    check_key(src_key)
+    directive = (ctx.headers.get("x-amz-metadata-directive") or "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise InvalidArgument(
+            "Unknown metadata directive.",
+            ArgumentName="x-amz-metadata-directive",
+            ArgumentValue=directive,
+        )
+    if (src_bucket, src_key) == (bucket, key) and directive == "COPY":
+        raise InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect "
+            "location or encryption attributes."
+        )
+    await ctx.request.body.drain()
+    source = await ctx.storage.head_object(src_bucket, src_key)
+    check_preconditions(ctx.headers, source, prefix="x-amz-copy-source-")
+    attributes = object_attributes(ctx.headers) if directive == "REPLACE" else None
+    info: ObjectInfo = await ctx.storage.copy_object(src_bucket, src_key, bucket, key, attributes)
+    return xml_response(
+        xml.document(
+            "CopyObjectResult",
+            ("LastModified", xml.iso8601(info.last_modified)),
+            ("ETag", info.quoted_etag),
+        )
+    )
+
+
+async def _open_for_read(ctx: S3Context) -> tuple[IObjectReader, ByteRange | None]:
+    bucket, key = ctx.need_bucket(), ctx.need_key()
+    check_key(key)
+    info: ObjectInfo = await ctx.storage.head_object(bucket, key)
+    check_preconditions(ctx.headers, info)
+    byte_range = _range(ctx, info)
+    reader: IObjectReader = await ctx.storage.open_reader(bucket, key, byte_range)
+    if reader.info.etag != info.etag:
+        # Replaced between HEAD and open: judge the conditions on what is served.
+        try:
+            check_preconditions(ctx.headers, reader.info)
+            if _range(ctx, reader.info) != byte_range:
+                raise InvalidRequest("The object changed while it was being opened; retry.")
+        except S3Error:
+            reader.close()
+            raise
+    return reader, byte_range
+
+
+def _range(ctx: S3Context, info: ObjectInfo) -> ByteRange | None:
+    try:
+        return parse_range(ctx.headers.get("range"), info.size)
+    except InvalidRange as e:
+        e.headers.append(("Content-Range", f"bytes */{info.size}"))
+        raise
+
+
+async def get_object(ctx: S3Context) -> S3Response:
+    reader, byte_range = await _open_for_read(ctx)
+    info = reader.info
+    headers = object_headers(info)
+    overrides = {
+        header: ctx.query[param] for param, header in RESPONSE_OVERRIDES.items() if param in ctx.query
+    }
+    headers = [(k, v) for k, v in headers if k not in overrides] + list(overrides.items())
+    status = 200
+    length = info.size
+    if byte_range is not None:
+        status = 206
+        length = byte_range.length
+        headers.append(("Content-Range", f"bytes {byte_range.first}-{byte_range.last}/{info.size}"))
+    return S3Response(status=status, headers=headers, reader=reader, length=length)
+
+
+async def delete_object(ctx: S3Context) -> S3Response:
+    bucket, key = ctx.need_bucket(), ctx.need_key()
+    check_key(key)
+    await ctx.storage.delete_object(bucket, key)
+    return S3Response(status=204)
+

@@ -1,0 +1,93 @@
+"""The streaming Request and the Site that builds it.
+
+twisted.web calls ``process()`` (routing) only after the last body byte arrived, having
+spooled the body to memory or a temporary file. ``S3Request`` starts processing as soon
+as the headers are in, and feeds the body to ``request.body`` (a ``RequestBody``) chunk
+by chunk, so the handler can stream it into storage with backpressure while it is
+still arriving. Bodiless requests take Twisted's normal path.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import parse_qs
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import IResource
+
+from s3proxy.web.body import RequestBody
+
+
+def is_aws_chunked(request: server.Request) -> bool:
+    headers = request.requestHeaders
+    encodings = b",".join(headers.getRawHeaders(b"content-encoding", []))
+    sha = (headers.getRawHeaders(b"x-amz-content-sha256") or [b""])[0]
+    return b"aws-chunked" in encodings.lower() or sha.startswith(b"STREAMING-")
+
+
+class S3Request(server.Request):
+    body: RequestBody
+    _early_call: IDelayedCall | None = None
+    _processing_early = False
+
+    def gotLength(self, length: int | None) -> None:
+        # Body bytes never land in ``content``; it only has to stay seekable.
+        self.content = io.BytesIO()
+        transport = getattr(self.channel, "transport", None)
+        network: IPushProducer | None = transport if transport is not None else None
+        self.body = RequestBody(network, is_aws_chunked(self))
+        if length is None or length > 0:
+            # Start once the channel has answered "Expect: 100-continue" (it does so
+            # right after this method returns).
+            reactor: IReactorTime = self.channel.site.reactor
+            self._early_call = reactor.callLater(0, self._process_early)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.body.feed(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self.body.input_finished()
+        if self._processing_early:
+            return
+        if self._early_call is not None and self._early_call.active():
+            self._early_call.cancel()
+        self._early_call = None
+        super().requestReceived(command, path, version)
+
+    def _process_early(self) -> None:
+        """Like ``requestReceived``, minus reading the body, which is still arriving."""
+        self._early_call = None
+        if self._disconnected:
+            return
+        channel: Any = self.channel
+        self._processing_early = True
+        self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
+        path, _, query = self.uri.partition(b"?")
+        self.path = path
+        self.args = parse_qs(query, 1) if query else {}
+        self.process()
+
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting and not self.body.complete:
+            # Answering before the body ended: the rest of it must not be read as the
+            # next request, so this connection ends with the response.
+            self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            self.channel.persistent = False
+        super().write(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._early_call is not None and self._early_call.active():
+            self._early_call.cancel()
+        super().connectionLost(reason)
+        if hasattr(self, "body"):
+            self.body.connection_lost(reason)
+
+
+def make_site(resource: IResource, reactor: IReactorTime, timeout: float = 60.0) -> server.Site:
+    site = server.Site(resource, requestFactory=S3Request, parsePOSTFormSubmission=False, reactor=reactor)
+    site.displayTracebacks = False
+    site.timeOut = timeout
+    return site

@@ -20,6 +20,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from s3proxy.config import Settings
@@ -128,11 +129,11 @@ class S3Application:
         return S3Root(self.app.resource())
 
     @app.route("/s3", methods=None, branch=False)
-    def s3(self, request: S3Request) -> Deferred[object]:
+    def s3(self, request: S3Request) -> Deferred[None]:
         return Deferred.fromCoroutine(self._serve(request))
 
     @app.handle_errors(Exception)
-    def _last_resort(self, request: S3Request, failure: Failure) -> bytes:
+    def _last_resort(self, request: IRequest, failure: Failure) -> bytes:
         # Only reached if _serve itself failed; never show Twisted's HTML page.
         self.log.failure("unhandled error", failure)
         request.setResponseCode(500)
@@ -235,8 +236,9 @@ class S3Application:
         except Exception:
             # The headers are out: a short body must not look complete.
             self.log.failure("reading {uri} failed mid-response", uri=request.uri[:200])
-            if request.channel is not None and request.channel.transport is not None:
-                request.channel.transport.abortConnection()
+            transport: Any = request.channel and request.channel.transport
+            if transport is not None:
+                transport.abortConnection()
             return
         if not request._disconnected:
             request.finish()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -32,7 +32,7 @@ class _Collector:
         self.parts: list[bytes] = []
         self.size = 0
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         pass
 
     def unregisterProducer(self) -> None:

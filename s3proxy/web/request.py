@@ -35,14 +35,15 @@ class S3Request(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         # Body bytes never land in ``content``; it only has to stay seekable.
-        self.content = io.BytesIO()
+        self.content = io.BytesIO()  # type: ignore[assignment]
         transport = getattr(self.channel, "transport", None)
         network: IPushProducer | None = transport if transport is not None else None
         self.body = RequestBody(network, is_aws_chunked(self))
         if length is None or length > 0:
             # Start once the channel has answered "Expect: 100-continue" (it does so
             # right after this method returns).
-            reactor: IReactorTime = self.channel.site.reactor
+            channel: Any = self.channel
+            reactor: IReactorTime = channel.site.reactor
             self._early_call = reactor.callLater(0, self._process_early)
 
     def handleContentChunk(self, data: bytes) -> None:
@@ -67,7 +68,7 @@ class S3Request(server.Request):
         self.method, self.uri, self.clientproto = channel._command, channel._path, channel._version
         path, _, query = self.uri.partition(b"?")
         self.path = path
-        self.args = parse_qs(query, 1) if query else {}
+        self.args = parse_qs(query, True) if query else {}  # type: ignore[assignment]
         self.process()
 
     def write(self, data: bytes) -> None:
@@ -87,7 +88,9 @@ class S3Request(server.Request):
 
 
 def make_site(resource: IResource, reactor: IReactorTime, timeout: float = 60.0) -> server.Site:
-    site = server.Site(resource, requestFactory=S3Request, parsePOSTFormSubmission=False, reactor=reactor)
+    site = server.Site(
+        resource, requestFactory=S3Request, parsePOSTFormSubmission=False, reactor=reactor
+    )
     site.displayTracebacks = False
     site.timeOut = timeout
     return site

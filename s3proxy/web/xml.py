@@ -61,7 +61,8 @@ def _append(node: etree._Element, children: Iterable[Any]) -> None:
 def document(
     root_tag: str, *children: Any, namespace: bool = True, text: str | None = None
 ) -> bytes:
-    root = etree.Element(root_tag, nsmap={None: S3_NS} if namespace else None)
+    nsmap: Any = {None: S3_NS} if namespace else None
+    root = etree.Element(root_tag, nsmap=nsmap)
     root.text = text
     _append(root, children)
     body: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
@@ -77,8 +78,8 @@ def parse(body: bytes, root_tag: str) -> etree._Element:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError:
         raise MalformedXML() from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise MalformedXML()
     if local_name(root) != root_tag:
         raise MalformedXML()

@@ -511,7 +511,10 @@ class FilesystemStorage:
         start_key = prefix[: prefix.rfind("/") + 1]
         try:
             os.close(self._open_parent(bucket, KeyPath(start_key + "-"), create=False))
-        except (NoSuchKey, InvalidArgument):
+        except NoSuchKey:
+            return ListPage([], [], False, None)
+        except InvalidArgument:
+            os.close(self._open_bucket(bucket))  # a missing bucket is still NoSuchBucket
             return ListPage([], [], False, None)
         start_dir = os.path.join(self._bucket_path(bucket), *start_key.split("/")[:-1])
         by_dir = delimiter == "/"
@@ -563,7 +566,9 @@ class FilesystemStorage:
                 record = self.metadata.load(bucket, key, "", fd)
                 if record is None or not record.marker:
                     raise NoSuchKey(Key=key)
-                return self._info(bucket, key, "", st, fd), None
+                info = self._info(bucket, key, "", st, fd)
+                os.close(fd)  # a marker has no data to read: no descriptor is returned
+                return info, None
             if not stat.S_ISREG(st.st_mode):
                 raise NoSuchKey(Key=key)
             return self._info(bucket, key, "", st, fd), fd

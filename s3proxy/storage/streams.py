@@ -42,10 +42,13 @@ class ChunkedReader:
 
     def start(self, consumer: IConsumer) -> Deferred[None]:
         self._consumer = consumer
-        self._done = Deferred(lambda _: self.stopProducing())
+        # Keep our own reference: a synchronous source may finish (and clear
+        # ``self._done``) before ``_pump`` returns.
+        done: Deferred[None] = Deferred(lambda _: self.stopProducing())
+        self._done = done
         consumer.registerProducer(self, True)
         self._pump()
-        return self._done
+        return done
 
     def close(self) -> None:
         if not self._closed:

@@ -16,3 +16,9 @@ class Settings:
     owner_id: str = "0" * 64
     owner_name: str = "s3proxy"
     max_xml_bytes: int = 2 * 1024 * 1024
+    # Every part of a multipart upload but the last must be this big (S3: 5 MiB).
+    min_part_size: int = 5 * 1024 * 1024
+    # A CompleteMultipartUpload still running after this many seconds answers 200 at
+    # once and then sends a space every ``keepalive_interval`` seconds until it ends.
+    keepalive_delay: float = 1.0
+    keepalive_interval: float = 5.0

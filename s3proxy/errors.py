@@ -40,9 +40,7 @@ BucketAlreadyOwnedByYou = _error(
     409,
     "Your previous request to create the named bucket succeeded and you already own it.",
 )
-BucketNotEmpty = _error(
-    "BucketNotEmpty", 409, "The bucket you tried to delete is not empty"
-)
+BucketNotEmpty = _error("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
 EntityTooLarge = _error(
     "EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed size"
 )
@@ -51,19 +49,11 @@ IncompleteBody = _error(
     400,
     "You did not provide the number of bytes specified by the Content-Length HTTP header.",
 )
-InternalError = _error(
-    "InternalError", 500, "We encountered an internal error. Please try again."
-)
+InternalError = _error("InternalError", 500, "We encountered an internal error. Please try again.")
 InvalidArgument = _error("InvalidArgument", 400, "Invalid Argument")
-InvalidBucketName = _error(
-    "InvalidBucketName", 400, "The specified bucket is not valid."
-)
-InvalidDigest = _error(
-    "InvalidDigest", 400, "The Content-MD5 you specified is not valid."
-)
-InvalidRange = _error(
-    "InvalidRange", 416, "The requested range is not satisfiable"
-)
+InvalidBucketName = _error("InvalidBucketName", 400, "The specified bucket is not valid.")
+InvalidDigest = _error("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
+InvalidRange = _error("InvalidRange", 416, "The requested range is not satisfiable")
 InvalidRequest = _error("InvalidRequest", 400, "Invalid Request")
 InvalidURI = _error("InvalidURI", 400, "Couldn't parse the specified URI.")
 KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long")
@@ -85,6 +75,27 @@ MissingContentLength = _error(
 )
 NoSuchBucket = _error("NoSuchBucket", 404, "The specified bucket does not exist")
 NoSuchKey = _error("NoSuchKey", 404, "The specified key does not exist.")
+NoSuchUpload = _error(
+    "NoSuchUpload",
+    404,
+    "The specified upload does not exist. The upload ID may be invalid, or the upload "
+    "may have been aborted or completed.",
+)
+InvalidPart = _error(
+    "InvalidPart",
+    400,
+    "One or more of the specified parts could not be found. The part may not have been "
+    "uploaded, or the specified entity tag may not match the part's entity tag.",
+)
+InvalidPartOrder = _error(
+    "InvalidPartOrder",
+    400,
+    "The list of parts was not in ascending order. Parts must be ordered by part number.",
+)
+InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
+EntityTooSmall = _error(
+    "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."
+)
 NotImplementedError_ = _error(
     "NotImplemented",
     501,
@@ -95,9 +106,7 @@ PreconditionFailed = _error(
     412,
     "At least one of the pre-conditions you specified did not hold",
 )
-ServiceUnavailable = _error(
-    "ServiceUnavailable", 503, "Please reduce your request rate."
-)
+ServiceUnavailable = _error("ServiceUnavailable", 503, "Please reduce your request rate.")
 # The filesystem backend cannot hold a file and a directory under one name; these two
 # follow versitygw's names for the same conflicts (documented in docs/backends.md).
 ObjectParentIsFile = _error(

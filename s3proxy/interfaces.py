@@ -11,7 +11,17 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import Attribute, Interface
 
-from s3proxy.model import BucketInfo, ByteRange, ListPage, ObjectAttributes, ObjectInfo
+from s3proxy.model import (
+    BucketInfo,
+    ByteRange,
+    ListPage,
+    ObjectAttributes,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
+)
 
 
 class IObjectWriter(IConsumer):
@@ -97,9 +107,7 @@ class IStorage(Interface):
         ``expected_size`` are checked by ``finish``. Fails with NoSuchBucket,
         InvalidArgument for a key this backend cannot store, or a key conflict."""
 
-    def open_reader(
-        bucket: str, key: str, byte_range: ByteRange | None
-    ) -> Deferred[IObjectReader]:
+    def open_reader(bucket: str, key: str, byte_range: ByteRange | None) -> Deferred[IObjectReader]:
         """Fires with an IObjectReader for the object, limited to ``byte_range``
         (a ByteRange, or None for all of it). Fails with NoSuchBucket or NoSuchKey."""
 
@@ -117,3 +125,70 @@ class IStorage(Interface):
         source's (ObjectAttributes) or, if None, the source's are kept. Fires with
         the new ObjectInfo; fails like head_object on the source and like
         open_writer on the destination."""
+
+    # -- multipart uploads ---------------------------------------------------------
+    # An upload's state (key, attributes, parts) is kept by the backend itself, so an
+    # upload can be continued by another process or after a restart.
+
+    def create_multipart_upload(
+        bucket: str, key: str, attributes: ObjectAttributes
+    ) -> Deferred[UploadInfo]:
+        """Start an upload with an unguessable ID. Fails with NoSuchBucket."""
+
+    def open_part_writer(
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> Deferred[IObjectWriter]:
+        """A writer for one part (1-10000); its ``finish`` replaces any earlier part
+        with that number and fires with an ObjectInfo holding the part's size and
+        ETag. Fails with NoSuchUpload."""
+
+    def copy_part(
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        src_bucket: str,
+        src_key: str,
+        byte_range: ByteRange | None,
+    ) -> Deferred[PartInfo]:
+        """UploadPartCopy: a part made of (a range of) another object, streamed."""
+
+    def list_parts(
+        bucket: str, key: str, upload_id: str, part_number_marker: int, max_parts: int
+    ) -> Deferred[tuple[UploadInfo, PartsPage]]:
+        """The upload and one page of its parts after ``part_number_marker``, in
+        part-number order. Fails with NoSuchUpload."""
+
+    def complete_multipart_upload(
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        min_part_size: int,
+    ) -> Deferred[ObjectInfo]:
+        """Assemble the listed (part number, ETag) parts into the object, atomically,
+        and remove the upload. Fails with NoSuchUpload, InvalidPart, InvalidPartOrder
+        or EntityTooSmall (see ``s3proxy.storage.multipart.select_parts``). Of two
+        concurrent completions of one upload exactly one succeeds."""
+
+    def abort_multipart_upload(bucket: str, key: str, upload_id: str) -> Deferred[None]:
+        """Remove the upload and its parts. Fails with NoSuchUpload."""
+
+    def list_multipart_uploads(
+        bucket: str,
+        prefix: str,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        max_uploads: int,
+    ) -> Deferred[UploadsPage]:
+        """Uploads in progress, in (key, initiation) order. Fails with NoSuchBucket."""
+
+    def expire_multipart_uploads(older_than: float) -> Deferred[int]:
+        """Abort every upload initiated before ``older_than`` (epoch seconds); fires
+        with how many were removed."""

@@ -56,6 +56,8 @@ class ObjectInfo:
     last_modified: float  # seconds since the epoch
     attributes: ObjectAttributes = field(default_factory=ObjectAttributes)
     storage_class: str = "STANDARD"
+    # Sizes of the parts of an object made by a multipart upload, for partNumber reads.
+    part_sizes: tuple[int, ...] = ()
 
     @property
     def quoted_etag(self) -> str:
@@ -89,3 +91,46 @@ class ByteRange:
     @property
     def length(self) -> int:
         return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One uploaded part of a multipart upload."""
+
+    number: int
+    size: int
+    etag: str  # hex MD5 of the part, never quoted
+    last_modified: float
+
+    @property
+    def quoted_etag(self) -> str:
+        return f'"{self.etag}"'
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """A multipart upload in progress."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: float
+    attributes: ObjectAttributes = field(default_factory=ObjectAttributes)
+
+
+@dataclass(frozen=True)
+class PartsPage:
+    parts: list[PartInfo]
+    is_truncated: bool
+    next_marker: int | None
+
+
+@dataclass(frozen=True)
+class UploadsPage:
+    """Uploads in (key, initiation) order; keys past a delimiter rolled up."""
+
+    uploads: list[UploadInfo]
+    common_prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None

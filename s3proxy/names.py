@@ -37,6 +37,8 @@ def check_key(key: str) -> None:
     if not key:
         raise InvalidArgument("Object key must not be empty.")
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise KeyTooLongError(Size=str(len(key.encode("utf-8", "surrogatepass"))), MaxSizeAllowed=str(MAX_KEY_BYTES))
+        raise KeyTooLongError(
+            Size=str(len(key.encode("utf-8", "surrogatepass"))), MaxSizeAllowed=str(MAX_KEY_BYTES)
+        )
     if _XML_UNSAFE_RE.search(key):
         raise InvalidArgument("Object key contains a character that cannot be stored.")

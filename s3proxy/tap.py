@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application.internet import StreamServerEndpointService, TimerService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as global_reactor
 from twisted.internet.endpoints import serverFromString
@@ -58,6 +58,18 @@ class Options(usage.Options):
         ["prefix", "p", DEFAULT_PREFIX, "Path prefix the API is also served under."],
         ["region", None, "us-east-1", "Region reported by GetBucketLocation and HeadBucket."],
         ["threads", None, "8", "Threads for blocking file I/O."],
+        [
+            "min-part-size",
+            None,
+            str(5 * 1024 * 1024),
+            "Smallest size in bytes of a multipart upload's parts but the last (S3: 5 MiB).",
+        ],
+        [
+            "multipart-expiry",
+            None,
+            "7d",
+            "Abort multipart uploads older than this (e.g. 7d, 12h, 30m, 90s); 0 never.",
+        ],
     ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
@@ -87,6 +99,28 @@ class Options(usage.Options):
                 raise ValueError
         except ValueError:
             raise usage.UsageError("--threads must be a positive number") from None
+        try:
+            self["min-part-size"] = int(self["min-part-size"])
+            if self["min-part-size"] < 0:
+                raise ValueError
+        except ValueError:
+            raise usage.UsageError("--min-part-size must be a number of bytes") from None
+        self["multipart-expiry"] = parse_duration(self["multipart-expiry"])
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """ "7d", "12h", "30m", "90s" or plain seconds."""
+    value, unit = (text[:-1], text[-1]) if text and text[-1] in _UNITS else (text, "s")
+    try:
+        seconds = float(value) * _UNITS[unit]
+    except ValueError:
+        raise usage.UsageError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m)") from None
+    if seconds < 0:
+        raise usage.UsageError(f"not a duration: {text!r}")
+    return seconds
 
 
 class ThreadPoolService(Service):
@@ -110,6 +144,25 @@ def make_storage(backend: str, pool: ThreadPool, fsync: bool, reactor: Any) -> I
     return FilesystemStorage(root, reactor, pool, fsync=fsync)
 
 
+class ExpiryTask:
+    log = Logger()
+
+    def __init__(self, storage: IStorage, max_age: float, reactor: Any) -> None:
+        self.storage = storage
+        self.max_age = max_age
+        self.reactor = reactor
+
+    def __call__(self) -> Any:
+        d = self.storage.expire_multipart_uploads(self.reactor.seconds() - self.max_age)
+        d.addCallback(self._report)
+        d.addErrback(lambda f: self.log.failure("expiring multipart uploads failed", f))
+        return d
+
+    def _report(self, removed: int) -> None:
+        if removed:
+            self.log.info("aborted {count} abandoned multipart uploads", count=removed)
+
+
 def makeService(config: Options, reactor: Any = None) -> IService:
     reactor = reactor or global_reactor
     service = MultiService()
@@ -120,8 +173,20 @@ def makeService(config: Options, reactor: Any = None) -> IService:
     except (OSError, RuntimeError, ValueError) as e:
         sys.stderr.write(f"s3proxy: cannot use backend {config['backend']}: {e}\n")
         raise SystemExit(1) from None
-    settings = Settings(prefix=config["prefix"].rstrip("/"), region=config["region"])
-    site = make_site(S3Application(storage, settings).resource(), reactor)
+    settings = Settings(
+        prefix=config["prefix"].rstrip("/"),
+        region=config["region"],
+        min_part_size=config["min-part-size"],
+    )
+    expiry = config["multipart-expiry"]
+    if expiry:
+        # Abandoned uploads go after ``expiry``; look a few times per expiry period.
+        interval = min(3600.0, max(1.0, expiry / 4))
+        expire = ExpiryTask(storage, expiry, reactor)
+        timer = TimerService(interval, expire)
+        timer.clock = reactor
+        timer.setServiceParent(service)
+    site = make_site(S3Application(storage, settings, reactor).resource(), reactor)
     for description in config["listen"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, site).setServiceParent(service)

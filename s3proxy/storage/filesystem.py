@@ -21,10 +21,10 @@ import stat
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IPushProducer, IReactorThreads
+from twisted.internet.interfaces import IProducer, IPushProducer, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -41,10 +41,19 @@ from s3proxy.errors import (
     NoSuchBucket,
     NoSuchKey,
     ObjectParentIsFile,
-    S3Error,
 )
-from s3proxy.interfaces import IObjectWriter, IStorage
-from s3proxy.model import BucketInfo, ByteRange, ListPage, ObjectAttributes, ObjectInfo
+from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
+from s3proxy.model import (
+    BucketInfo,
+    ByteRange,
+    ListPage,
+    ObjectAttributes,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
+)
 from s3proxy.names import is_valid_bucket_name
 from s3proxy.storage.fsmeta import (
     MetadataStore,
@@ -53,6 +62,7 @@ from s3proxy.storage.fsmeta import (
     XattrMetadata,
     xattrs_work,
 )
+from s3proxy.storage.fsuploads import FilesystemUploads
 from s3proxy.storage.listing import CommonPrefix, ListEntry, roll_up, take_page
 from s3proxy.storage.streams import ChunkedReader
 
@@ -95,23 +105,21 @@ def _foreign_etag(st: os.stat_result) -> str:
 @implementer(IObjectWriter)
 class FilesystemWriter:
     """Writes arriving chunks to a temporary file on the thread pool, in batches: one
-    batch in flight at a time, the client paused while too much is queued."""
+    batch in flight at a time, the client paused while too much is queued. Once all is
+    written and verified, ``commit(file, temp path, etag)`` runs on the pool to make it
+    an object (or a part)."""
 
     def __init__(
         self,
         storage: FilesystemStorage,
-        bucket: str,
-        path: KeyPath,
         temp: str,
         file: BinaryIO,
-        attributes: ObjectAttributes,
+        commit: Callable[[BinaryIO, str, str], ObjectInfo],
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> None:
         self._storage = storage
-        self._bucket = bucket
-        self._path = path
-        self._attributes = attributes
+        self._commit = commit
         self._content_md5 = content_md5
         self._expected_size = expected_size
         self._temp = temp
@@ -128,8 +136,8 @@ class FilesystemWriter:
         self._closed = False
 
     # IConsumer
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
-        self._producer = producer
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        self._producer = cast(IPushProducer, producer)
 
     def unregisterProducer(self) -> None:
         self._producer = None
@@ -203,15 +211,7 @@ class FilesystemWriter:
                 raise IncompleteBody()
             if self._content_md5 is not None and digest != self._content_md5:
                 raise BadDigest()
-            return await self._storage._run(
-                self._storage._seal_and_commit,
-                self._file,
-                self._temp,
-                self._bucket,
-                self._path,
-                self._attributes,
-                digest.hex(),
-            )
+            return await self._storage._run(self._commit, self._file, self._temp, digest.hex())
         except BaseException:
             await self._storage._run(_discard, self._file, self._temp)
             raise
@@ -264,6 +264,7 @@ class FilesystemStorage:
             os.makedirs(d, exist_ok=True)
         self._sweep_temporary_files()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
+        self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
 
     # -- start-up ---------------------------------------------------------------
 
@@ -303,7 +304,7 @@ class FilesystemStorage:
     # -- helpers ----------------------------------------------------------------
 
     def _run(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._pool, fn, *args)  # type: ignore[arg-type]
+        return deferToThreadPool(self._reactor, self._pool, fn, *args)
 
     def _temp_path(self) -> str:
         return os.path.join(self._tmp_dir, f"{uuid.uuid4().hex}.part")
@@ -360,6 +361,7 @@ class FilesystemStorage:
                 etag=record.etag,
                 last_modified=st.st_mtime,
                 attributes=record.attributes,
+                part_sizes=record.part_sizes,
             )
         guessed = mimetypes.guess_type(key)[0] or "application/octet-stream"
         return ObjectInfo(
@@ -432,6 +434,7 @@ class FilesystemStorage:
                 raise BucketNotEmpty(BucketName=bucket) from None
             raise
         self.metadata.remove_bucket(bucket)
+        self.uploads.remove_bucket(bucket)  # S3 drops a deleted bucket's uploads
         try:
             os.unlink(os.path.join(self._bucket_records, bucket))
         except FileNotFoundError:
@@ -521,8 +524,12 @@ class FilesystemStorage:
         walked = self._walk(bucket, start_dir, start_key, prefix, marker, by_dir)
         if start_key and prefix == start_key:
             walked = self._with_start_marker(bucket, start_key, start_dir, marker, walked)
-        entries = walked if by_dir else roll_up(
-            (e for e in walked if isinstance(e, ObjectInfo)), prefix, delimiter, marker
+        entries = (
+            walked
+            if by_dir
+            else roll_up(
+                (e for e in walked if isinstance(e, ObjectInfo)), prefix, delimiter, marker
+            )
         )
         return take_page(entries, max_keys)
 
@@ -598,11 +605,13 @@ class FilesystemStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
-    ) -> FilesystemWriter:
+    ) -> IObjectWriter:
         path, temp, file = await self._run(self._prepare_write, bucket, key)
-        return FilesystemWriter(
-            self, bucket, path, temp, file, attributes, content_md5, expected_size
-        )
+
+        def commit(file: BinaryIO, temp: str, etag: str) -> ObjectInfo:
+            return self._seal_and_commit(file, temp, bucket, path, attributes, etag)
+
+        return FilesystemWriter(self, temp, file, commit, content_md5, expected_size)
 
     def open_writer(
         self,
@@ -611,7 +620,7 @@ class FilesystemStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
-    ) -> Deferred[FilesystemWriter]:
+    ) -> Deferred[IObjectWriter]:
         return Deferred.fromCoroutine(
             self._open_writer(bucket, key, attributes, content_md5, expected_size)
         )
@@ -626,6 +635,13 @@ class FilesystemStorage:
             if isinstance(path, str):
                 os.close(fd)
 
+    def _seal(self, file: BinaryIO) -> None:
+        """Runs on the pool: flush, fsync (unless disabled) and close a written file."""
+        file.flush()
+        if self._fsync:
+            os.fsync(file.fileno())
+        file.close()
+
     def _seal_and_commit(
         self,
         file: BinaryIO,
@@ -635,14 +651,17 @@ class FilesystemStorage:
         attributes: ObjectAttributes,
         etag: str,
     ) -> ObjectInfo:
-        file.flush()
-        if self._fsync:
-            os.fsync(file.fileno())
-        file.close()
+        self._seal(file)
         return self._commit_temp(temp, bucket, path, attributes, etag)
 
     def _commit_temp(
-        self, temp: str, bucket: str, path: KeyPath, attributes: ObjectAttributes, etag: str
+        self,
+        temp: str,
+        bucket: str,
+        path: KeyPath,
+        attributes: ObjectAttributes,
+        etag: str,
+        part_sizes: tuple[int, ...] = (),
     ) -> ObjectInfo:
         """Runs on the pool: make the verified, synced temporary file the object,
         atomically."""
@@ -651,7 +670,7 @@ class FilesystemStorage:
             raise InvalidArgument(
                 "A key ending in '/' is a directory marker and must be empty.", Key=path.key
             )
-        record = MetaRecord(etag, st.st_size, st.st_mtime_ns, attributes, path.marker)
+        record = MetaRecord(etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes)
         for attempt in (1, 2):
             parent = self._open_parent(bucket, path, create=True)
             try:
@@ -668,7 +687,8 @@ class FilesystemStorage:
                     raise
             finally:
                 os.close(parent)
-        return ObjectInfo(path.key, 0 if path.marker else st.st_size, etag, st.st_mtime, attributes)
+        size = 0 if path.marker else st.st_size
+        return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
 
     def _commit_file(
         self, parent: int, temp: str, bucket: str, path: KeyPath, record: MetaRecord
@@ -710,9 +730,11 @@ class FilesystemStorage:
 
     async def _open_reader(
         self, bucket: str, key: str, byte_range: ByteRange | None
-    ) -> ChunkedReader:
+    ) -> IObjectReader:
         info, fd = await self._run(self._open_read, bucket, key)
-        position, end = (0, info.size) if byte_range is None else (byte_range.first, byte_range.last + 1)
+        position, end = (
+            (0, info.size) if byte_range is None else (byte_range.first, byte_range.last + 1)
+        )
         in_flight: Deferred[bytes] | None = None
         released = False
 
@@ -746,7 +768,7 @@ class FilesystemStorage:
 
     def open_reader(
         self, bucket: str, key: str, byte_range: ByteRange | None
-    ) -> Deferred[ChunkedReader]:
+    ) -> Deferred[IObjectReader]:
         return Deferred.fromCoroutine(self._open_reader(bucket, key, byte_range))
 
     def _delete_object(self, bucket: str, key: str) -> None:
@@ -859,3 +881,101 @@ class FilesystemStorage:
     ) -> Deferred[ObjectInfo]:
         return self._run(self._copy_object, src_bucket, src_key, dst_bucket, dst_key, attributes)
 
+    # -- multipart uploads (state on disk: see fsuploads) --------------------------------
+
+    def create_multipart_upload(
+        self, bucket: str, key: str, attributes: ObjectAttributes
+    ) -> Deferred[UploadInfo]:
+        return self._run(self.uploads.create, bucket, key, attributes)
+
+    async def _open_part_writer(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> IObjectWriter:
+        temp, file = await self._run(self.uploads.prepare_part, bucket, key, upload_id)
+
+        def commit(file: BinaryIO, temp: str, etag: str) -> ObjectInfo:
+            return self.uploads.commit_part(file, temp, bucket, upload_id, part_number, etag)
+
+        return FilesystemWriter(self, temp, file, commit, content_md5, expected_size)
+
+    def open_part_writer(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> Deferred[IObjectWriter]:
+        return Deferred.fromCoroutine(
+            self._open_part_writer(bucket, key, upload_id, part_number, content_md5, expected_size)
+        )
+
+    def copy_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        src_bucket: str,
+        src_key: str,
+        byte_range: ByteRange | None,
+    ) -> Deferred[PartInfo]:
+        return self._run(
+            self.uploads.copy_part,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            src_bucket,
+            src_key,
+            byte_range,
+        )
+
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, part_number_marker: int, max_parts: int
+    ) -> Deferred[tuple[UploadInfo, PartsPage]]:
+        return self._run(
+            self.uploads.list_parts, bucket, key, upload_id, part_number_marker, max_parts
+        )
+
+    def complete_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        min_part_size: int,
+    ) -> Deferred[ObjectInfo]:
+        return self._run(self.uploads.complete, bucket, key, upload_id, parts, min_part_size)
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]:
+        return self._run(self.uploads.abort, bucket, key, upload_id)
+
+    def list_multipart_uploads(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        max_uploads: int,
+    ) -> Deferred[UploadsPage]:
+        return self._run(
+            self.uploads.list_uploads,
+            bucket,
+            prefix,
+            delimiter,
+            key_marker,
+            upload_id_marker,
+            max_uploads,
+        )
+
+    def expire_multipart_uploads(self, older_than: float) -> Deferred[int]:
+        return self._run(self.uploads.expire, older_than)

@@ -26,6 +26,7 @@ class MetaRecord:
     mtime_ns: int
     attributes: ObjectAttributes
     marker: bool = False  # a directory marker object ("key/")
+    part_sizes: tuple[int, ...] = ()  # of an object made by a multipart upload
 
     def to_bytes(self, key: str) -> bytes:
         return json.dumps(
@@ -36,6 +37,7 @@ class MetaRecord:
                 "size": self.size,
                 "mtime_ns": self.mtime_ns,
                 "marker": self.marker,
+                "parts": list(self.part_sizes),
                 "attributes": self.attributes.to_json(),
             },
             separators=(",", ":"),
@@ -51,6 +53,7 @@ class MetaRecord:
                 mtime_ns=int(data["mtime_ns"]),
                 attributes=ObjectAttributes.from_json(data["attributes"]),
                 marker=bool(data.get("marker", False)),
+                part_sizes=tuple(int(n) for n in data.get("parts", ())),
             )
         except (ValueError, KeyError, TypeError, AssertionError):
             return None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IProducer
 from zope.interface import implementer
 
 from s3proxy.errors import (
@@ -18,17 +19,23 @@ from s3proxy.errors import (
     IncompleteBody,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchUpload,
     S3Error,
 )
-from s3proxy.interfaces import IObjectWriter, IStorage
+from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
 from s3proxy.model import (
     BucketInfo,
     ByteRange,
     ListPage,
     ObjectAttributes,
     ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
 )
 from s3proxy.storage.listing import roll_up, take_page
+from s3proxy.storage.multipart import multipart_etag, new_upload_id, page_uploads, select_parts
 from s3proxy.storage.streams import ChunkedReader
 
 READ_CHUNK = 256 * 1024
@@ -50,21 +57,24 @@ class _Bucket:
             del self.keys[bisect.bisect_left(self.keys, key)]
 
 
+@dataclass
+class _Upload:
+    info: UploadInfo
+    parts: dict[int, tuple[PartInfo, bytes]] = field(default_factory=dict)
+
+
 @implementer(IObjectWriter)
 class MemoryWriter:
+    """Collects the bytes, then ``commit(etag, data)`` stores them (as an object or a
+    part) and returns their ObjectInfo."""
+
     def __init__(
         self,
-        storage: MemoryStorage,
-        bucket: str,
-        key: str,
-        attributes: ObjectAttributes,
+        commit: Callable[[str, bytes], ObjectInfo],
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> None:
-        self._storage = storage
-        self._bucket = bucket
-        self._key = key
-        self._attributes = attributes
+        self._commit = commit
         self._content_md5 = content_md5
         self._expected_size = expected_size
         self._chunks: list[bytes] = []
@@ -76,7 +86,7 @@ class MemoryWriter:
         self._md5.update(data)
         self._size += len(data)
 
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         pass  # never behind: memory takes everything at once
 
     def unregisterProducer(self) -> None:
@@ -90,18 +100,10 @@ class MemoryWriter:
             return fail(IncompleteBody())
         if self._content_md5 is not None and digest != self._content_md5:
             return fail(BadDigest())
-        info = ObjectInfo(
-            key=self._key,
-            size=self._size,
-            etag=digest.hex(),
-            last_modified=time.time(),
-            attributes=self._attributes,
-        )
         try:
-            self._storage._bucket(self._bucket).put(info, data)
+            return succeed(self._commit(digest.hex(), data))
         except S3Error as e:
             return fail(e)
-        return succeed(info)
 
     def abort(self) -> Deferred[None]:
         self._chunks = []
@@ -110,7 +112,9 @@ class MemoryWriter:
 
 def _reader_over(info: ObjectInfo, data: bytes, byte_range: ByteRange | None) -> ChunkedReader:
     view = memoryview(data)
-    position, end = (0, len(data)) if byte_range is None else (byte_range.first, byte_range.last + 1)
+    position, end = (
+        (0, len(data)) if byte_range is None else (byte_range.first, byte_range.last + 1)
+    )
 
     def read_chunk() -> Deferred[bytes]:
         nonlocal position
@@ -125,6 +129,7 @@ def _reader_over(info: ObjectInfo, data: bytes, byte_range: ByteRange | None) ->
 class MemoryStorage:
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
+        self._uploads: dict[str, _Upload] = {}
 
     def _bucket(self, name: str) -> _Bucket:
         try:
@@ -163,6 +168,8 @@ class MemoryStorage:
         except S3Error as e:
             return fail(e)
         del self._buckets[bucket]
+        for upload_id in [u for u, up in self._uploads.items() if up.info.bucket == bucket]:
+            del self._uploads[upload_id]
         return succeed(None)
 
     def list_objects(
@@ -172,7 +179,11 @@ class MemoryStorage:
             b = self._bucket(bucket)
         except S3Error as e:
             return fail(e)
-        start = bisect.bisect_right(b.keys, max(marker, prefix)) if marker >= prefix else bisect.bisect_left(b.keys, prefix)
+        start = (
+            bisect.bisect_right(b.keys, max(marker, prefix))
+            if marker >= prefix
+            else bisect.bisect_left(b.keys, prefix)
+        )
 
         def matching():  # type: ignore[no-untyped-def]
             for key in b.keys[start:]:
@@ -195,16 +206,22 @@ class MemoryStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
-    ) -> Deferred[MemoryWriter]:
+    ) -> Deferred[IObjectWriter]:
         try:
             self._bucket(bucket)
         except S3Error as e:
             return fail(e)
-        return succeed(MemoryWriter(self, bucket, key, attributes, content_md5, expected_size))
+
+        def commit(etag: str, data: bytes) -> ObjectInfo:
+            info = ObjectInfo(key, len(data), etag, time.time(), attributes)
+            self._bucket(bucket).put(info, data)
+            return info
+
+        return succeed(MemoryWriter(commit, content_md5, expected_size))
 
     def open_reader(
         self, bucket: str, key: str, byte_range: ByteRange | None
-    ) -> Deferred[ChunkedReader]:
+    ) -> Deferred[IObjectReader]:
         try:
             info, data = self._object(bucket, key)
         except S3Error as e:
@@ -240,3 +257,145 @@ class MemoryStorage:
         )
         target.put(copied, data)
         return succeed(copied)
+
+    # -- multipart uploads -------------------------------------------------------------
+
+    def _upload(self, bucket: str, key: str, upload_id: str) -> _Upload:
+        self._bucket(bucket)
+        upload = self._uploads.get(upload_id)
+        if upload is None or (upload.info.bucket, upload.info.key) != (bucket, key):
+            raise NoSuchUpload(UploadId=upload_id)
+        return upload
+
+    def create_multipart_upload(
+        self, bucket: str, key: str, attributes: ObjectAttributes
+    ) -> Deferred[UploadInfo]:
+        try:
+            self._bucket(bucket)
+        except S3Error as e:
+            return fail(e)
+        info = UploadInfo(bucket, key, new_upload_id(), time.time(), attributes)
+        self._uploads[info.upload_id] = _Upload(info)
+        return succeed(info)
+
+    def _put_part(
+        self, bucket: str, key: str, upload_id: str, number: int, data: bytes
+    ) -> PartInfo:
+        upload = self._upload(bucket, key, upload_id)
+        part = PartInfo(number, len(data), hashlib.md5(data).hexdigest(), time.time())
+        upload.parts[number] = (part, data)
+        return part
+
+    def open_part_writer(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        content_md5: bytes | None,
+        expected_size: int | None,
+    ) -> Deferred[IObjectWriter]:
+        try:
+            self._upload(bucket, key, upload_id)
+        except S3Error as e:
+            return fail(e)
+
+        def commit(etag: str, data: bytes) -> ObjectInfo:
+            part = self._put_part(bucket, key, upload_id, part_number, data)
+            return ObjectInfo(key, part.size, part.etag, part.last_modified)
+
+        return succeed(MemoryWriter(commit, content_md5, expected_size))
+
+    def copy_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        src_bucket: str,
+        src_key: str,
+        byte_range: ByteRange | None,
+    ) -> Deferred[PartInfo]:
+        try:
+            self._upload(bucket, key, upload_id)
+            _, data = self._object(src_bucket, src_key)
+            if byte_range is not None:
+                data = data[byte_range.first : byte_range.last + 1]
+            return succeed(self._put_part(bucket, key, upload_id, part_number, data))
+        except S3Error as e:
+            return fail(e)
+
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, part_number_marker: int, max_parts: int
+    ) -> Deferred[tuple[UploadInfo, PartsPage]]:
+        try:
+            upload = self._upload(bucket, key, upload_id)
+        except S3Error as e:
+            return fail(e)
+        parts = [p for n, (p, _) in sorted(upload.parts.items()) if n > part_number_marker]
+        page = parts[:max_parts]
+        truncated = len(parts) > max_parts
+        next_marker = page[-1].number if page and truncated else None
+        return succeed((upload.info, PartsPage(page, truncated, next_marker)))
+
+    def complete_multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        min_part_size: int,
+    ) -> Deferred[ObjectInfo]:
+        try:
+            upload = self._upload(bucket, key, upload_id)
+            stored = {n: p for n, (p, _) in upload.parts.items()}
+            chosen = select_parts(parts, stored, min_part_size)
+        except S3Error as e:
+            return fail(e)
+        data = b"".join(upload.parts[p.number][1] for p in chosen)
+        info = ObjectInfo(
+            key,
+            len(data),
+            multipart_etag(chosen),
+            time.time(),
+            upload.info.attributes,
+            part_sizes=tuple(p.size for p in chosen),
+        )
+        self._bucket(bucket).put(info, data)
+        del self._uploads[upload_id]
+        return succeed(info)
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]:
+        try:
+            self._upload(bucket, key, upload_id)
+        except S3Error as e:
+            return fail(e)
+        del self._uploads[upload_id]
+        return succeed(None)
+
+    def list_multipart_uploads(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        max_uploads: int,
+    ) -> Deferred[UploadsPage]:
+        try:
+            self._bucket(bucket)
+        except S3Error as e:
+            return fail(e)
+        uploads = sorted(
+            (u.info for u in self._uploads.values() if u.info.bucket == bucket),
+            key=lambda u: (u.key, u.upload_id),
+        )
+        return succeed(
+            page_uploads(uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
+        )
+
+    def expire_multipart_uploads(self, older_than: float) -> Deferred[int]:
+        expired = [u for u, up in self._uploads.items() if up.info.initiated < older_than]
+        for upload_id in expired:
+            del self._uploads[upload_id]
+        return succeed(len(expired))

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
@@ -35,7 +36,7 @@ from s3proxy.errors import (
 )
 from s3proxy.interfaces import IStorage
 from s3proxy.names import is_valid_bucket_name
-from s3proxy.web import bucket_ops, object_ops, xml
+from s3proxy.web import bucket_ops, multipart_ops, object_ops, xml
 from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
@@ -52,21 +53,38 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
     ("bucket", "GET", "location"): ("GetBucketLocation", bucket_ops.get_bucket_location),
     ("bucket", "GET", "versioning"): ("GetBucketVersioning", bucket_ops.get_bucket_versioning),
     ("bucket", "POST", "delete"): ("DeleteObjects", bucket_ops.delete_objects),
+    ("bucket", "GET", "uploads"): ("ListMultipartUploads", multipart_ops.list_multipart_uploads),
     ("object", "PUT", ""): ("PutObject", object_ops.put_object),  # CopyObject by header
     ("object", "GET", ""): ("GetObject", object_ops.get_object),
+    ("object", "GET", "partNumber"): ("GetObject", object_ops.get_object),
     ("object", "HEAD", ""): ("HeadObject", object_ops.get_object),
+    ("object", "HEAD", "partNumber"): ("HeadObject", object_ops.get_object),
     ("object", "DELETE", ""): ("DeleteObject", object_ops.delete_object),
+    ("object", "POST", "uploads"): (
+        "CreateMultipartUpload",
+        multipart_ops.create_multipart_upload,
+    ),
+    # UploadPartCopy by header
+    ("object", "PUT", "uploadId"): ("UploadPart", multipart_ops.upload_part),
+    ("object", "GET", "uploadId"): ("ListParts", multipart_ops.list_parts),
+    ("object", "POST", "uploadId"): (
+        "CompleteMultipartUpload",
+        multipart_ops.complete_multipart_upload,
+    ),
+    ("object", "DELETE", "uploadId"): (
+        "AbortMultipartUpload",
+        multipart_ops.abort_multipart_upload,
+    ),
 }
 
-# Query parameters that select a different operation on the same path. Any other
-# parameter (boto3's x-id, say) does not change the operation.
-SUB_RESOURCES = frozenset(
-    """accelerate acl analytics attributes cors delete encryption intelligent-tiering
-    inventory legal-hold lifecycle location logging metrics notification object-lock
-    ownershipControls partNumber policy policyStatus publicAccessBlock replication
-    requestPayment restore retention select tagging torrent uploadId uploads versioning
-    versionId versions website""".split()
-)
+# Query parameters that select a different operation on the same path, strongest
+# first (``?partNumber=1&uploadId=x`` is UploadPart). Any other parameter (boto3's
+# x-id, say) does not change the operation.
+SUB_RESOURCES = """uploadId uploads delete accelerate acl analytics attributes cors encryption
+    intelligent-tiering inventory legal-hold lifecycle location logging metrics
+    notification object-lock ownershipControls policy policyStatus publicAccessBlock
+    replication requestPayment restore retention select tagging torrent versioning
+    versionId versions website partNumber""".split()
 KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 
 
@@ -106,9 +124,9 @@ def error_response(error: S3Error, resource: str, request_id: str) -> S3Response
     body = xml.document(
         "Error",
         ("Code", error.code),
-        ("Message", error.message),
-        list(error.fields.items()),
-        ("Resource", resource),
+        ("Message", xml.safe_text(error.message)),
+        [(name, xml.safe_text(str(value))) for name, value in error.fields.items()],
+        ("Resource", xml.safe_text(resource)),
         ("RequestId", request_id),
         namespace=False,
     )
@@ -121,9 +139,12 @@ class S3Application:
     app = Klein()
     log = Logger()
 
-    def __init__(self, storage: IStorage, settings: Settings) -> None:
+    def __init__(self, storage: IStorage, settings: Settings, reactor: Any = None) -> None:
         self.storage = storage
         self.settings = settings
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
 
     def resource(self) -> Resource:
         return S3Root(self.app.resource())
@@ -165,7 +186,7 @@ class S3Application:
 
     def _dispatch(self, ctx: S3Context) -> Handler:
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
-        subresource = next((q for q in ctx.query if q in SUB_RESOURCES), "")
+        subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
         found = OPERATIONS.get((level, ctx.method, subresource))
         if found is None:
             if subresource or ctx.method not in KNOWN_METHODS:
@@ -197,9 +218,62 @@ class S3Application:
         except Exception:
             self.log.failure("internal error serving {uri}", uri=request.uri[:200])
             response = error_response(InternalError(), resource, request_id)
+        if response.pending is not None:
+            response = await self._await_pending(request, response, resource, request_id)
         await self._send(request, response)
 
+    async def _await_pending(
+        self, request: S3Request, response: S3Response, resource: str, request_id: str
+    ) -> S3Response:
+        """Wait for a long operation. If it ends soon, answer as usual (errors with
+        their own status). Otherwise answer 200 now, send a space every few seconds
+        so the client does not time out, and then the XML result, which may be an
+        <Error> document (as S3 does for CompleteMultipartUpload)."""
+        assert response.pending is not None
+        # We wait on ``ended`` (which never fails), not on the operation itself, so a
+        # client going away cancels the wait but never interrupts the operation.
+        outcome: list[object] = []
+        ended: Deferred[None] = Deferred()
+
+        def record(result: object) -> None:
+            outcome.append(result)
+            ended.callback(None)
+
+        Deferred.fromCoroutine(response.pending).addBoth(record)
+        if await fired_within(ended, self.settings.keepalive_delay, self.reactor):
+            return self._pending_result(outcome[0], resource, request_id)
+        await request.body.drain()
+        request.setResponseCode(200)
+        request.setHeader("Content-Type", "application/xml")
+        request.write(b" ")
+        keepalive = LoopingCall(request.write, b" ")
+        keepalive.clock = self.reactor
+        keepalive.start(self.settings.keepalive_interval, now=False)
+        try:
+            await ended
+        finally:
+            keepalive.stop()
+        body = self._pending_result(outcome[0], resource, request_id).body
+        if not request._disconnected:
+            # After the spaces, an XML declaration would no longer be at the start.
+            if body.startswith(b"<?xml"):
+                body = body.split(b"?>", 1)[1].lstrip()
+            request.write(body)
+            request.finish()
+        return S3Response(status=0)
+
+    def _pending_result(self, result: object, resource: str, request_id: str) -> S3Response:
+        if isinstance(result, bytes):
+            return S3Response(body=result, content_type="application/xml")
+        assert isinstance(result, Failure)
+        if isinstance(result.value, S3Error):
+            return error_response(result.value, resource, request_id)
+        self.log.failure("internal error in a long operation", result)
+        return error_response(InternalError(), resource, request_id)
+
     async def _send(self, request: S3Request, response: S3Response) -> None:
+        if response.status == 0 or request.finished:
+            return  # already answered
         if not request.body.complete and request.body.failure is None:
             # A handler that did not read the body: drop it, so the connection stays
             # in step; a client disconnect during that is a CancelledError.
@@ -242,6 +316,27 @@ class S3Application:
             return
         if not request._disconnected:
             request.finish()
+
+
+def fired_within(d: Deferred[Any], seconds: float, clock: Any) -> Deferred[bool]:
+    """Fires with True once ``d`` has a result, or with False after ``seconds``."""
+    out: Deferred[bool] = Deferred()
+
+    def timeout() -> None:
+        if not out.called:
+            out.callback(False)
+
+    call = clock.callLater(seconds, timeout)
+
+    def fired(result: Any) -> Any:
+        if call.active():
+            call.cancel()
+        if not out.called:
+            out.callback(True)
+        return result
+
+    d.addBoth(fired)
+    return out
 
 
 class S3Root(Resource):

@@ -17,7 +17,7 @@ MAX_KEYS = 1000
 MAX_DELETE_KEYS = 1000
 
 
-def _owner(ctx: S3Context) -> Any:
+def owner_element(ctx: S3Context) -> Any:
     return xml.element(
         "Owner", ("ID", ctx.settings.owner_id), ("DisplayName", ctx.settings.owner_name)
     )
@@ -28,7 +28,7 @@ async def list_buckets(ctx: S3Context) -> S3Response:
     return xml_response(
         xml.document(
             "ListAllMyBucketsResult",
-            _owner(ctx),
+            owner_element(ctx),
             xml.element(
                 "Buckets",
                 [
@@ -78,23 +78,26 @@ async def get_bucket_versioning(ctx: S3Context) -> S3Response:
     return xml_response(xml.document("VersioningConfiguration"))
 
 
-def _max_keys(ctx: S3Context) -> int:
-    text = ctx.query.get("max-keys", str(MAX_KEYS))
+def query_int(ctx: S3Context, name: str, default: int) -> int:
+    """A non-negative integer query parameter (max-keys, max-parts, ...)."""
+    text = ctx.query.get(name)
+    if text is None:
+        return default
     try:
         value = int(text)
     except ValueError:
         raise InvalidArgument(
-            "Provided max-keys not an integer or within integer range",
-            ArgumentName="max-keys",
+            f"Provided {name} not an integer or within integer range",
+            ArgumentName=name,
             ArgumentValue=text,
         ) from None
-    if value < 0:
+    if not 0 <= value <= 2147483647:
         raise InvalidArgument(
-            "Argument maxKeys must be an integer between 0 and 2147483647",
-            ArgumentName="max-keys",
+            f"Argument {name} must be an integer between 0 and 2147483647",
+            ArgumentName=name,
             ArgumentValue=text,
         )
-    return min(value, MAX_KEYS)
+    return value
 
 
 def _encoder(ctx: S3Context) -> Any:
@@ -118,14 +121,12 @@ def _contents(ctx: S3Context, page: ListPage, encode: Any, owner: bool) -> list[
             ("LastModified", xml.iso8601(info.last_modified)),
             ("ETag", info.quoted_etag),
             ("Size", info.size),
-            _owner(ctx) if owner else None,
+            owner_element(ctx) if owner else None,
             ("StorageClass", info.storage_class),
         )
 
     objects = [entry(info) for info in page.objects]
-    prefixes = [
-        xml.element("CommonPrefixes", ("Prefix", encode(p))) for p in page.common_prefixes
-    ]
+    prefixes = [xml.element("CommonPrefixes", ("Prefix", encode(p))) for p in page.common_prefixes]
     return objects + prefixes
 
 
@@ -144,6 +145,18 @@ def _decode_token(token: str) -> str:
         ) from None
 
 
+def _check_echoed(ctx: S3Context, names: tuple[str, ...]) -> None:
+    """The listing echoes these parameters: one that XML cannot carry is InvalidArgument,
+    not an InternalError while rendering."""
+    for name in names:
+        value = ctx.query.get(name)
+        if value is not None and not xml.is_safe(value):
+            raise InvalidArgument(
+                f"{name} holds a character XML 1.0 cannot carry; use encoding-type=url.",
+                ArgumentName=name,
+            )
+
+
 async def list_objects(ctx: S3Context) -> S3Response:
     """ListObjects (v1) and, with ``list-type=2``, ListObjectsV2."""
     v2 = ctx.query.get("list-type") == "2"
@@ -152,8 +165,15 @@ async def list_objects(ctx: S3Context) -> S3Response:
     bucket = ctx.need_bucket()
     prefix = ctx.query.get("prefix", "")
     delimiter = ctx.query.get("delimiter", "")
-    max_keys = _max_keys(ctx)
+    max_keys = min(query_int(ctx, "max-keys", MAX_KEYS), MAX_KEYS)
     encode = _encoder(ctx)
+    url_encoded = "encoding-type" in ctx.query  # _encoder accepts only "url"
+    _check_echoed(
+        ctx,
+        ("continuation-token",)
+        if url_encoded
+        else ("prefix", "delimiter", "marker", "start-after", "continuation-token"),
+    )
     token = ctx.query.get("continuation-token")
     start_after = ctx.query.get("start-after", "")
     if v2:
@@ -171,7 +191,10 @@ async def list_objects(ctx: S3Context) -> S3Response:
             "ListBucketResult",
             common,
             ("ContinuationToken", token),
-            ("NextContinuationToken", _encode_token(page.next_marker) if page.next_marker else None),
+            (
+                "NextContinuationToken",
+                _encode_token(page.next_marker) if page.next_marker else None,
+            ),
             ("StartAfter", encode(start_after) if "start-after" in ctx.query else None),
             ("KeyCount", len(page.objects) + len(page.common_prefixes)),
             ("MaxKeys", max_keys),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from s3proxy.config import Settings
 from s3proxy.interfaces import IObjectReader, IStorage
@@ -48,6 +50,8 @@ class S3Response:
     # A streamed body: its length goes in Content-Length, its bytes come from the reader.
     reader: IObjectReader | None = None
     length: int = 0
+    # A long operation (CompleteMultipartUpload) whose XML body arrives later.
+    pending: Coroutine[Any, Any, bytes] | None = None
 
 
 def xml_response(body: bytes, status: int = 200) -> S3Response:

@@ -71,7 +71,7 @@ def parse_range(value: str | None, size: int) -> ByteRange | None:
         return ByteRange(max(0, size - suffix), size - 1)
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and last < first:
         return None
     if first >= size:
         raise InvalidRange(RangeRequested=value, ActualObjectSize=str(size))

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from s3proxy.errors import InvalidArgument, InvalidRange, InvalidRequest, S3Error
+from s3proxy.errors import (
+    InvalidArgument,
+    InvalidPartNumber,
+    InvalidRange,
+    InvalidRequest,
+    S3Error,
+)
 from s3proxy.interfaces import IObjectReader
 from s3proxy.model import ByteRange, ObjectInfo
 from s3proxy.names import check_key
+from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
@@ -29,7 +36,7 @@ RESPONSE_OVERRIDES = {
 }
 
 
-def _expected_size(ctx: S3Context) -> int | None:
+def expected_size(ctx: S3Context) -> int | None:
     decoded = ctx.headers.get("x-amz-decoded-content-length")
     if decoded is None:
         return None
@@ -50,7 +57,7 @@ async def put_object(ctx: S3Context) -> S3Response:
     check_key(key)
     attributes = object_attributes(ctx.headers)
     md5 = content_md5(ctx.headers)
-    writer = await ctx.storage.open_writer(bucket, key, attributes, md5, _expected_size(ctx))
+    writer = await ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx))
     try:
         await ctx.request.body.stream_to(writer)
         info: ObjectInfo = await writer.finish()
@@ -61,12 +68,18 @@ async def put_object(ctx: S3Context) -> S3Response:
     return S3Response(headers=[("ETag", info.quoted_etag)])
 
 
-def _copy_source(ctx: S3Context) -> tuple[str, str]:
+def copy_source(ctx: S3Context) -> tuple[str, str]:
+    """(bucket, key) of ``x-amz-copy-source``: URL-encoded, optional leading slash."""
     raw = ctx.headers.get("x-amz-copy-source") or ""
     source, _, version = raw.partition("?")
     if version and version not in ("versionId=null", "versionId="):
         raise InvalidArgument("Versioning is not enabled on this server.", ArgumentName="versionId")
-    path = unquote(source, errors="strict").lstrip("/")
+    try:
+        path = unquote(source, errors="strict").lstrip("/")
+    except UnicodeDecodeError:
+        raise InvalidArgument(
+            "Invalid copy source encoding", ArgumentName="x-amz-copy-source"
+        ) from None
     bucket, _, key = path.partition("/")
     if not bucket or not key:
         raise InvalidArgument(
@@ -74,17 +87,14 @@ def _copy_source(ctx: S3Context) -> tuple[str, str]:
             ArgumentName="x-amz-copy-source",
             ArgumentValue=raw,
         )
+    check_key(key)
     return bucket, key
 
 
 async def copy_object(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    try:
-        src_bucket, src_key = _copy_source(ctx)
-    except UnicodeDecodeError:
-        raise InvalidArgument("Invalid copy source encoding", ArgumentName="x-amz-copy-source") from None
-    check_key(src_key)
+    src_bucket, src_key = copy_source(ctx)
     directive = (ctx.headers.get("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise InvalidArgument(
@@ -131,7 +141,32 @@ async def _open_for_read(ctx: S3Context) -> tuple[IObjectReader, ByteRange | Non
     return reader, byte_range
 
 
+def part_number(text: str | None) -> int:
+    if text is None or not text.isdigit() or not 1 <= int(text) <= MAX_PART_NUMBER:
+        raise InvalidArgument(
+            "Part number must be an integer between 1 and 10000, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=str(text),
+        )
+    return int(text)
+
+
+def _part_range(ctx: S3Context, info: ObjectInfo, text: str) -> ByteRange | None:
+    """The bytes of part ``partNumber`` of an object (a plain object is one part)."""
+    number = part_number(text)
+    if ctx.headers.get("range") is not None:
+        raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+    sizes = info.part_sizes or (info.size,)
+    if number > len(sizes):
+        raise InvalidPartNumber(PartNumberRequested=text, ActualPartCount=str(len(sizes)))
+    first = sum(sizes[: number - 1])
+    return ByteRange(first, first + sizes[number - 1] - 1) if sizes[number - 1] else None
+
+
 def _range(ctx: S3Context, info: ObjectInfo) -> ByteRange | None:
+    part = ctx.query.get("partNumber")
+    if part is not None:
+        return _part_range(ctx, info, part)
     try:
         return parse_range(ctx.headers.get("range"), info.size)
     except InvalidRange as e:
@@ -144,11 +179,17 @@ async def get_object(ctx: S3Context) -> S3Response:
     info = reader.info
     headers = object_headers(info)
     overrides = {
-        header: ctx.query[param] for param, header in RESPONSE_OVERRIDES.items() if param in ctx.query
+        header: ctx.query[param]
+        for param, header in RESPONSE_OVERRIDES.items()
+        if param in ctx.query
     }
     headers = [(k, v) for k, v in headers if k not in overrides] + list(overrides.items())
     status = 200
     length = info.size
+    if "partNumber" in ctx.query:
+        status = 206
+        if info.part_sizes:
+            headers.append(("x-amz-mp-parts-count", str(len(info.part_sizes))))
     if byte_range is not None:
         status = 206
         length = byte_range.length
@@ -161,4 +202,3 @@ async def delete_object(ctx: S3Context) -> S3Response:
     check_key(key)
     await ctx.storage.delete_object(bucket, key)
     return S3Response(status=204)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,23 @@ _PARSER = etree.XMLParser(
     remove_comments=True,
     remove_pis=True,
 )
+
+
+# Characters XML 1.0 cannot carry (lxml refuses them).
+_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def is_safe(text: str) -> bool:
+    return _UNSAFE_RE.search(text) is None
+
+
+def safe_text(text: str) -> str:
+    """``text`` with the characters XML cannot carry percent-encoded (as UTF-8), for
+    echoing what a client sent (a key with a NUL, say) in an <Error> document."""
+    return _UNSAFE_RE.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass")),
+        text,
+    )
 
 
 def iso8601(timestamp: float) -> str:

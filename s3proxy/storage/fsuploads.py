@@ -1,0 +1,343 @@
+"""Multipart uploads of the filesystem backend, kept on disk so that any process
+sharing the root (or the same one after a restart) can continue them.
+
+Layout: ``<root>/.s3proxy/uploads/<bucket>/<upload id>/`` holds ``upload.json`` (key,
+attributes, initiation time) and, per part, the data file ``00001`` with its record
+``00001.json`` (ETag, size, mtime). A record that does not describe its data file (a
+replacement half-way) makes that part unusable until the replacement lands.
+
+Completion claims the upload by renaming its directory to ``<id>.completing`` (one
+rename, so of two racing completions exactly one wins), assembles the parts into a
+temporary file with ``os.copy_file_range`` (no bytes pass through Python), commits it
+like any upload, and removes the directory. All methods here block: the backend runs
+them on its thread pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from typing import TYPE_CHECKING, BinaryIO
+
+from s3proxy.errors import InvalidPart, NoSuchUpload
+from s3proxy.model import (
+    ByteRange,
+    ObjectAttributes,
+    ObjectInfo,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
+)
+from s3proxy.storage.multipart import (
+    check_upload_id,
+    multipart_etag,
+    new_upload_id,
+    page_uploads,
+    select_parts,
+)
+
+if TYPE_CHECKING:
+    from s3proxy.storage.filesystem import FilesystemStorage
+
+COPY_CHUNK = 1024 * 1024
+_CLAIMED = ".completing"
+
+
+def _part_name(number: int) -> str:
+    return f"{number:05d}"
+
+
+def _copy_range(src: int, dst: int, count: int) -> None:
+    """Copy ``count`` bytes between file offsets in the kernel where it can."""
+    while count > 0:
+        try:
+            copied = os.copy_file_range(src, dst, count)
+        except OSError:
+            copied = -1
+        if copied < 0:  # not supported here: fall back to a read/write loop
+            while count > 0:
+                chunk = os.read(src, min(COPY_CHUNK, count))
+                if not chunk:
+                    raise InvalidPart("A part is shorter than recorded.")
+                os.write(dst, chunk)
+                count -= len(chunk)
+            return
+        if copied == 0:
+            raise InvalidPart("A part is shorter than recorded.")
+        count -= copied
+
+
+class FilesystemUploads:
+    def __init__(self, storage: FilesystemStorage, root: str) -> None:
+        self._storage = storage
+        self._root = root
+        os.makedirs(root, exist_ok=True)
+        self._release_stale_claims()
+
+    def _release_stale_claims(self) -> None:
+        """A completion cut short by a crash leaves its claim; give the upload back."""
+        for bucket in os.scandir(self._root):
+            for entry in os.scandir(bucket.path):
+                if entry.name.endswith(_CLAIMED):
+                    original = entry.path[: -len(_CLAIMED)]
+                    if not os.path.exists(original):
+                        os.rename(entry.path, original)
+
+    # -- reading state ---------------------------------------------------------------
+
+    def _dir(self, bucket: str, upload_id: str) -> str:
+        check_upload_id(upload_id)
+        self._storage._bucket_path(bucket)  # NoSuchBucket for impossible names
+        return os.path.join(self._root, bucket, upload_id)
+
+    def _read_upload(self, bucket: str, directory: str, upload_id: str) -> UploadInfo:
+        try:
+            with open(os.path.join(directory, "upload.json"), "rb") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            raise NoSuchUpload(UploadId=upload_id) from None
+        return UploadInfo(
+            bucket=bucket,
+            key=data["key"],
+            upload_id=upload_id,
+            initiated=float(data["initiated"]),
+            attributes=ObjectAttributes.from_json(data["attributes"]),
+        )
+
+    def _load(self, bucket: str, key: str, upload_id: str) -> tuple[str, UploadInfo]:
+        os.close(self._storage._open_bucket(bucket))
+        directory = self._dir(bucket, upload_id)
+        upload = self._read_upload(bucket, directory, upload_id)
+        if upload.key != key:
+            raise NoSuchUpload(UploadId=upload_id)
+        return directory, upload
+
+    def _parts(self, directory: str) -> dict[int, PartInfo]:
+        parts = {}
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return {}
+        for entry in entries:
+            name = entry.name
+            if not (name.endswith(".json") and name[:5].isdigit() and len(name) == 10):
+                continue
+            try:
+                with open(entry.path, "rb") as f:
+                    record = json.load(f)
+                st = os.stat(entry.path[: -len(".json")])
+            except (OSError, ValueError):
+                continue
+            if st.st_size != record["size"] or st.st_mtime_ns != record["mtime_ns"]:
+                continue  # the data file is being replaced
+            number = int(name[:5])
+            parts[number] = PartInfo(number, st.st_size, record["etag"], st.st_mtime)
+        return parts
+
+    # -- operations ------------------------------------------------------------------
+
+    def create(self, bucket: str, key: str, attributes: ObjectAttributes) -> UploadInfo:
+        from s3proxy.storage.filesystem import KeyPath
+
+        KeyPath(key)  # a key this backend cannot store fails now, not at completion
+        os.close(self._storage._open_bucket(bucket))
+        upload = UploadInfo(bucket, key, new_upload_id(), time.time(), attributes)
+        directory = self._dir(bucket, upload.upload_id)
+        os.makedirs(directory)
+        record = {"key": key, "initiated": upload.initiated, "attributes": attributes.to_json()}
+        self._write_json(os.path.join(directory, "upload.json"), record)
+        return upload
+
+    def _write_json(self, path: str, record: dict[str, object]) -> None:
+        temp = self._storage._temp_path()
+        with open(temp, "w") as f:
+            json.dump(record, f)
+        try:
+            os.rename(temp, path)
+        except FileNotFoundError:
+            os.unlink(temp)
+            raise
+
+    def prepare_part(self, bucket: str, key: str, upload_id: str) -> tuple[str, BinaryIO]:
+        self._load(bucket, key, upload_id)
+        temp = self._storage._temp_path()
+        return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+
+    def commit_part(
+        self, file: BinaryIO | None, temp: str, bucket: str, upload_id: str, number: int, etag: str
+    ) -> ObjectInfo:
+        """Runs on the pool: the record first, then the data, each by one rename."""
+        if file is not None:
+            self._storage._seal(file)
+        directory = self._dir(bucket, upload_id)
+        st = os.stat(temp)
+        target = os.path.join(directory, _part_name(number))
+        try:
+            self._write_json(
+                target + ".json", {"etag": etag, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            )
+            os.rename(temp, target)
+        except FileNotFoundError:
+            # Completed or aborted meanwhile.
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            raise NoSuchUpload(UploadId=upload_id) from None
+        return ObjectInfo(str(number), st.st_size, etag, st.st_mtime)
+
+    def copy_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        src_bucket: str,
+        src_key: str,
+        byte_range: ByteRange | None,
+    ) -> PartInfo:
+        self._load(bucket, key, upload_id)
+        info, fd = self._storage._stat_object(src_bucket, src_key)
+        first, length = (
+            (0, info.size) if byte_range is None else (byte_range.first, byte_range.length)
+        )
+        temp = self._storage._temp_path()
+        md5 = hashlib.md5()
+        try:
+            with open(temp, "xb") as out:
+                position, end = first, first + length
+                while fd is not None and position < end:
+                    chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
+                    if not chunk:
+                        break
+                    md5.update(chunk)
+                    out.write(chunk)
+                    position += len(chunk)
+                out.flush()
+                if self._storage._fsync:
+                    os.fsync(out.fileno())
+        except BaseException:
+            os.unlink(temp)
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+        done = self.commit_part(None, temp, bucket, upload_id, number, md5.hexdigest())
+        return PartInfo(number, done.size, done.etag, done.last_modified)
+
+    def list_parts(
+        self, bucket: str, key: str, upload_id: str, marker: int, max_parts: int
+    ) -> tuple[UploadInfo, PartsPage]:
+        directory, upload = self._load(bucket, key, upload_id)
+        parts = [p for n, p in sorted(self._parts(directory).items()) if n > marker]
+        page = parts[:max_parts]
+        truncated = len(parts) > max_parts
+        next_marker = page[-1].number if page and truncated else None
+        return upload, PartsPage(page, truncated, next_marker)
+
+    def complete(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        requested: list[tuple[int, str]],
+        min_part_size: int,
+    ) -> ObjectInfo:
+        from s3proxy.storage.filesystem import KeyPath
+
+        directory, upload = self._load(bucket, key, upload_id)
+        select_parts(requested, self._parts(directory), min_part_size)  # fail before claiming
+        claimed = directory + _CLAIMED
+        try:
+            os.rename(directory, claimed)
+        except OSError:
+            raise NoSuchUpload(UploadId=upload_id) from None
+        temp = self._storage._temp_path()
+        try:
+            # Parts may have been replaced between the check and the claim: check again.
+            chosen = select_parts(requested, self._parts(claimed), min_part_size)
+            with open(temp, "xb") as out:
+                for part in chosen:
+                    with open(os.path.join(claimed, _part_name(part.number)), "rb") as src:
+                        _copy_range(src.fileno(), out.fileno(), part.size)
+                out.flush()
+                if self._storage._fsync:
+                    os.fsync(out.fileno())
+            info = self._storage._commit_temp(
+                temp,
+                bucket,
+                KeyPath(key),
+                upload.attributes,
+                multipart_etag(chosen),
+                tuple(p.size for p in chosen),
+            )
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            os.rename(claimed, directory)  # the upload can be completed again
+            raise
+        shutil.rmtree(claimed, ignore_errors=True)
+        return info
+
+    def abort(self, bucket: str, key: str, upload_id: str) -> None:
+        directory, _ = self._load(bucket, key, upload_id)
+        self._remove(directory, upload_id)
+
+    def _remove(self, directory: str, upload_id: str) -> None:
+        doomed = f"{directory}.aborting-{uuid.uuid4().hex}"
+        try:
+            os.rename(directory, doomed)
+        except OSError:
+            raise NoSuchUpload(UploadId=upload_id) from None
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def _uploads(self, bucket: str) -> list[UploadInfo]:
+        bucket_dir = os.path.join(self._root, bucket)
+        try:
+            entries = list(os.scandir(bucket_dir))
+        except FileNotFoundError:
+            return []
+        uploads = []
+        for entry in entries:
+            try:
+                check_upload_id(entry.name)
+                uploads.append(self._read_upload(bucket, entry.path, entry.name))
+            except NoSuchUpload:
+                continue
+        return sorted(uploads, key=lambda u: (u.key, u.upload_id))
+
+    def list_uploads(
+        self,
+        bucket: str,
+        prefix: str,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        max_uploads: int,
+    ) -> UploadsPage:
+        os.close(self._storage._open_bucket(bucket))
+        return page_uploads(
+            self._uploads(bucket), prefix, delimiter, key_marker, upload_id_marker, max_uploads
+        )
+
+    def expire(self, older_than: float) -> int:
+        removed = 0
+        for bucket in os.scandir(self._root):
+            for upload in self._uploads(bucket.name):
+                if upload.initiated < older_than:
+                    try:
+                        self._remove(os.path.join(bucket.path, upload.upload_id), upload.upload_id)
+                        removed += 1
+                    except NoSuchUpload:
+                        pass
+        return removed
+
+    def remove_bucket(self, bucket: str) -> None:
+        shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)

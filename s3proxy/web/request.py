@@ -19,6 +19,7 @@ from twisted.web import server
 from twisted.web.resource import IResource
 
 from s3proxy.web.body import RequestBody
+from s3proxy.web.response_headers import S3ResponseHeaders
 
 
 def is_aws_chunked(request: server.Request) -> bool:
@@ -32,6 +33,11 @@ class S3Request(server.Request):
     body: RequestBody
     _early_call: IDelayedCall | None = None
     _processing_early = False
+    _body_ended = False  # the channel has read this request's last byte
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
+        self.responseHeaders = S3ResponseHeaders()
 
     def gotLength(self, length: int | None) -> None:
         # Body bytes never land in ``content``; it only has to stay seekable.
@@ -50,6 +56,7 @@ class S3Request(server.Request):
         self.body.feed(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        self._body_ended = True
         self.body.input_finished()
         if self._processing_early:
             return
@@ -78,6 +85,18 @@ class S3Request(server.Request):
             self.responseHeaders.setRawHeaders(b"Connection", [b"close"])
             self.channel.persistent = False
         super().write(data)
+
+    def _cleanup(self) -> None:
+        if not self._body_ended and self.channel is not None:
+            # Finished before the channel read the whole request (an error that ended
+            # the body early; the response says Connection: close). Handing the request
+            # back now would leave the channel without it when the rest of the body,
+            # maybe in the same segment, arrives (IndexError in allContentReceived, and
+            # the response lost with the connection). Stop reading instead: the
+            # connection closes once the response is sent.
+            self.channel.loseConnection()
+            return
+        super()._cleanup()  # type: ignore[misc]
 
     def connectionLost(self, reason: Failure) -> None:
         if self._early_call is not None and self._early_call.active():

@@ -43,8 +43,8 @@ def safe_text(text: str) -> str:
 
 def iso8601(timestamp: float) -> str:
     """S3's timestamp format, with milliseconds: 2017-08-29T15:36:03.613Z."""
-    millis = int(round(timestamp * 1000)) % 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(timestamp))) + f".{millis:03d}Z"
+    seconds, millis = divmod(int(timestamp * 1000), 1000)  # truncated, never rounded up
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def element(tag: str, *children: Any) -> etree._Element:

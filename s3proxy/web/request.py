@@ -95,8 +95,11 @@ class S3Request(server.Request):
             # the response lost with the connection). Stop reading instead: the
             # connection closes once the response is sent.
             self.channel.loseConnection()
+            notifications, self.notifications = self.notifications, []
+            for d in notifications:
+                d.callback(None)
             return
-        super()._cleanup()  # type: ignore[misc]
+        super()._cleanup()
 
     def connectionLost(self, reason: Failure) -> None:
         if self._early_call is not None and self._early_call.active():

@@ -34,7 +34,9 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         workdir = tmp_path / f"daemon{len(started)}"
         workdir.mkdir()
         daemon = Daemon(
-            backend=backend or f"file:{workdir / 'data'}", workdir=workdir, extra_args=list(extra_args)
+            backend=backend or f"file:{workdir / 'data'}",
+            workdir=workdir,
+            extra_args=list(extra_args),
         )
         started.append(daemon)
         return daemon.start()

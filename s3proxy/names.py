@@ -32,6 +32,11 @@ def check_bucket_name(name: str) -> None:
         raise InvalidBucketName(BucketName=name)
 
 
+def is_xml_safe(text: str) -> bool:
+    """Whether ``text`` can appear in an XML document (and so in a listing)."""
+    return _XML_UNSAFE_RE.search(text) is None
+
+
 def check_key(key: str) -> None:
     """Reject keys no S3 server could store or list."""
     if not key:

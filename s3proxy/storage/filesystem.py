@@ -54,7 +54,7 @@ from s3proxy.model import (
     UploadInfo,
     UploadsPage,
 )
-from s3proxy.names import is_valid_bucket_name
+from s3proxy.names import is_valid_bucket_name, is_xml_safe
 from s3proxy.storage.fsmeta import (
     MetadataStore,
     MetaRecord,
@@ -479,6 +479,8 @@ class FilesystemStorage:
                 entry.name.encode("utf-8")
             except UnicodeEncodeError:
                 continue  # not a UTF-8 name: no S3 key can name it
+            if not is_xml_safe(entry.name):
+                continue  # a name no S3 key can have (control characters)
             if entry.is_dir(follow_symlinks=False):
                 entries.append((f"{dir_key}{entry.name}/", entry, True))
             elif entry.is_file(follow_symlinks=False):

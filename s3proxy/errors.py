@@ -127,3 +127,15 @@ class NotModified(S3Error):
     code = "NotModified"
     status = 304
     message = "Not Modified"
+
+
+MalformedACLError = _error(
+    "MalformedACLError",
+    400,
+    "The XML you provided was not well-formed or did not validate against our published schema.",
+)
+UnresolvableGrantByEmailAddress = _error(
+    "UnresolvableGrantByEmailAddress",
+    400,
+    "The e-mail address you provided does not match any account on record.",
+)

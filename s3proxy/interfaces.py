@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import Attribute, Interface
 
+from s3proxy.acl import AccessControl
 from s3proxy.model import (
     BucketInfo,
     ByteRange,
@@ -74,8 +75,11 @@ class IStorage(Interface):
     def list_buckets() -> Deferred[list[BucketInfo]]:
         """Fires with a list of BucketInfo sorted by name."""
 
-    def create_bucket(bucket: str) -> Deferred[None]:
+    def create_bucket(bucket: str, acl: AccessControl | None = None) -> Deferred[None]:
         """Fires with None. Fails with BucketAlreadyOwnedByYou if it exists."""
+
+    def put_bucket_acl(bucket: str, acl: AccessControl) -> Deferred[None]:
+        """Replace the bucket's owner and grants. Fails with NoSuchBucket."""
 
     def head_bucket(bucket: str) -> Deferred[BucketInfo]:
         """Fires with BucketInfo. Fails with NoSuchBucket."""
@@ -110,6 +114,10 @@ class IStorage(Interface):
     def open_reader(bucket: str, key: str, byte_range: ByteRange | None) -> Deferred[IObjectReader]:
         """Fires with an IObjectReader for the object, limited to ``byte_range``
         (a ByteRange, or None for all of it). Fails with NoSuchBucket or NoSuchKey."""
+
+    def put_object_acl(bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
+        """Replace an object's owner and grants, leaving its data and other attributes
+        as they are. Fails with NoSuchBucket or NoSuchKey."""
 
     def delete_object(bucket: str, key: str) -> Deferred[None]:
         """Fires with None, whether or not the key existed. Fails with NoSuchBucket."""

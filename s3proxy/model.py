@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from s3proxy.acl import AccessControl
+
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 # Headers S3 stores with an object and returns on GET/HEAD (besides x-amz-meta-*).
@@ -26,12 +28,15 @@ class ObjectAttributes:
     headers: dict[str, str] = field(default_factory=dict)
     # User metadata without the x-amz-meta- prefix, names lower-cased as S3 does.
     metadata: dict[str, str] = field(default_factory=dict)
+    # Owner and grants; None where no user was known (open mode, foreign files).
+    acl: AccessControl | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
             "content_type": self.content_type,
             "headers": dict(self.headers),
             "metadata": dict(self.metadata),
+            "acl": self.acl.to_json() if self.acl is not None else None,
         }
 
     @classmethod
@@ -43,6 +48,7 @@ class ObjectAttributes:
             content_type=str(data.get("content_type") or DEFAULT_CONTENT_TYPE),
             headers={str(k): str(v) for k, v in headers.items()},
             metadata={str(k): str(v) for k, v in metadata.items()},
+            acl=AccessControl.from_json(data.get("acl")),
         )
 
 
@@ -68,6 +74,7 @@ class ObjectInfo:
 class BucketInfo:
     name: str
     creation_date: float
+    acl: AccessControl | None = None
 
 
 @dataclass(frozen=True)

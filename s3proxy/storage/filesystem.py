@@ -13,11 +13,14 @@ when complete and verified. All blocking calls run on the daemon's thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
+import json
 import mimetypes
 import os
 import stat
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from s3proxy.acl import AccessControl
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -385,36 +389,55 @@ class FilesystemStorage:
         buckets = []
         for entry in os.scandir(self.root):
             if is_valid_bucket_name(entry.name) and entry.is_dir(follow_symlinks=False):
-                buckets.append(BucketInfo(entry.name, self._creation_date(entry.name)))
+                buckets.append(self._bucket_info(entry.name))
         return sorted(buckets, key=lambda b: b.name)
 
-    def _creation_date(self, bucket: str) -> float:
-        for path in (os.path.join(self._bucket_records, bucket), self._bucket_path(bucket)):
-            try:
-                return os.stat(path).st_mtime
-            except OSError:
-                continue
-        raise NoSuchBucket(BucketName=bucket)
+    def _bucket_info(self, bucket: str) -> BucketInfo:
+        """From the bucket's record (creation date, ACL); a directory another program
+        made is a bucket created at its mtime, with no ACL."""
+        try:
+            with open(os.path.join(self._bucket_records, bucket), "rb") as f:
+                record = json.loads(f.read() or b"{}")
+            created = float(record["created"])
+            return BucketInfo(bucket, created, AccessControl.from_json(record.get("acl")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        try:
+            return BucketInfo(bucket, os.stat(self._bucket_path(bucket)).st_mtime)
+        except OSError:
+            raise NoSuchBucket(BucketName=bucket) from None
+
+    def _write_bucket_record(self, bucket: str, created: float, acl: AccessControl | None) -> None:
+        temp = self._temp_path()
+        with open(temp, "w") as f:
+            json.dump({"created": created, "acl": acl.to_json() if acl else None}, f)
+        os.rename(temp, os.path.join(self._bucket_records, bucket))
 
     def list_buckets(self) -> Deferred[list[BucketInfo]]:
         return self._run(self._list_buckets)
 
-    def _create_bucket(self, bucket: str) -> None:
+    def _create_bucket(self, bucket: str, acl: AccessControl | None) -> None:
         path = self._bucket_path(bucket)
         try:
             os.mkdir(path)
         except FileExistsError:
             raise BucketAlreadyOwnedByYou(BucketName=bucket) from None
-        with open(os.path.join(self._bucket_records, bucket), "wb"):
-            pass
+        self._write_bucket_record(bucket, time.time(), acl)
         self._sync_dir(self.root)
 
-    def create_bucket(self, bucket: str) -> Deferred[None]:
-        return self._run(self._create_bucket, bucket)
+    def create_bucket(self, bucket: str, acl: AccessControl | None = None) -> Deferred[None]:
+        return self._run(self._create_bucket, bucket, acl)
+
+    def _put_bucket_acl(self, bucket: str, acl: AccessControl) -> None:
+        info = self._head_bucket(bucket)
+        self._write_bucket_record(bucket, info.creation_date, acl)
+
+    def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
+        return self._run(self._put_bucket_acl, bucket, acl)
 
     def _head_bucket(self, bucket: str) -> BucketInfo:
         os.close(self._open_bucket(bucket))
-        return BucketInfo(bucket, self._creation_date(bucket))
+        return self._bucket_info(bucket)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         return self._run(self._head_bucket, bucket)
@@ -831,6 +854,33 @@ class FilesystemStorage:
             except OSError:
                 return
             parents.pop()
+
+    def _put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> None:
+        path = KeyPath(key)
+        parent = self._open_parent(bucket, path, create=False)
+        try:
+            flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(path.name, flags, dir_fd=parent)
+            except OSError:
+                raise NoSuchKey(Key=key) from None
+        finally:
+            os.close(parent)
+        try:
+            st = os.fstat(fd)
+            record = self.metadata.load(bucket, key, "", fd)
+            if record is None or not record.describes(st):
+                if path.marker or not stat.S_ISREG(st.st_mode):
+                    raise NoSuchKey(Key=key)
+                info = self._info(bucket, key, "", st, fd)  # a foreign file
+                record = MetaRecord(info.etag, st.st_size, st.st_mtime_ns, info.attributes)
+            attributes = dataclasses.replace(record.attributes, acl=acl)
+            self.metadata.save(bucket, key, fd, dataclasses.replace(record, attributes=attributes))
+        finally:
+            os.close(fd)
+
+    def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
+        return self._run(self._put_object_acl, bucket, key, acl)
 
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         return self._run(self._delete_object, bucket, key)

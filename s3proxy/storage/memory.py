@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IProducer
 from zope.interface import implementer
 
+from s3proxy.acl import AccessControl
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -44,6 +45,7 @@ READ_CHUNK = 256 * 1024
 @dataclass
 class _Bucket:
     created: float
+    acl: AccessControl | None = None
     keys: list[str] = field(default_factory=list)  # sorted, for listing
     objects: dict[str, tuple[ObjectInfo, bytes]] = field(default_factory=dict)
 
@@ -147,17 +149,34 @@ class MemoryStorage:
         return succeed(None)
 
     def list_buckets(self) -> Deferred[list[BucketInfo]]:
-        return succeed([BucketInfo(n, b.created) for n, b in sorted(self._buckets.items())])
+        return succeed([BucketInfo(n, b.created, b.acl) for n, b in sorted(self._buckets.items())])
 
-    def create_bucket(self, bucket: str) -> Deferred[None]:
+    def create_bucket(self, bucket: str, acl: AccessControl | None = None) -> Deferred[None]:
         if bucket in self._buckets:
             return fail(BucketAlreadyOwnedByYou(BucketName=bucket))
-        self._buckets[bucket] = _Bucket(created=time.time())
+        self._buckets[bucket] = _Bucket(created=time.time(), acl=acl)
+        return succeed(None)
+
+    def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
+        try:
+            self._bucket(bucket).acl = acl
+        except S3Error as e:
+            return fail(e)
+        return succeed(None)
+
+    def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
+        try:
+            info, data = self._object(bucket, key)
+        except S3Error as e:
+            return fail(e)
+        attributes = replace(info.attributes, acl=acl)
+        self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
         return succeed(None)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         try:
-            return succeed(BucketInfo(bucket, self._bucket(bucket).created))
+            b = self._bucket(bucket)
+            return succeed(BucketInfo(bucket, b.created, b.acl))
         except S3Error as e:
             return fail(e)
 

@@ -36,7 +36,8 @@ from s3proxy.errors import (
 )
 from s3proxy.interfaces import IStorage
 from s3proxy.names import is_valid_bucket_name
-from s3proxy.web import bucket_ops, multipart_ops, object_ops, xml
+from s3proxy.web import acl_ops, bucket_ops, multipart_ops, object_ops, xml
+from s3proxy.web.access import authorize_bucket, principal_for_open_mode
 from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
@@ -54,6 +55,10 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
     ("bucket", "GET", "versioning"): ("GetBucketVersioning", bucket_ops.get_bucket_versioning),
     ("bucket", "POST", "delete"): ("DeleteObjects", bucket_ops.delete_objects),
     ("bucket", "GET", "uploads"): ("ListMultipartUploads", multipart_ops.list_multipart_uploads),
+    ("bucket", "GET", "acl"): ("GetBucketAcl", acl_ops.get_bucket_acl),
+    ("bucket", "PUT", "acl"): ("PutBucketAcl", acl_ops.put_bucket_acl),
+    ("object", "GET", "acl"): ("GetObjectAcl", acl_ops.get_object_acl),
+    ("object", "PUT", "acl"): ("PutObjectAcl", acl_ops.put_object_acl),
     ("object", "PUT", ""): ("PutObject", object_ops.put_object),  # CopyObject by header
     ("object", "GET", ""): ("GetObject", object_ops.get_object),
     ("object", "GET", "partNumber"): ("GetObject", object_ops.get_object),
@@ -184,6 +189,10 @@ class S3Application:
         ctx.query = parse_query(request.uri)
         return ctx
 
+    def _identify(self, ctx: S3Context) -> None:
+        """Set who is asking."""
+        ctx.principal = principal_for_open_mode(ctx)
+
     def _dispatch(self, ctx: S3Context) -> Handler:
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
         subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
@@ -210,6 +219,8 @@ class S3Application:
             ctx = self._context(request, request_id)
             resource = ctx.resource
             handler = self._dispatch(ctx)
+            self._identify(ctx)
+            await authorize_bucket(ctx)
             response = await handler(ctx)
         except CancelledError:
             return  # the client went away; the handler cleaned up

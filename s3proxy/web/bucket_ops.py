@@ -11,6 +11,7 @@ from s3proxy.errors import InvalidArgument, MalformedXML, S3Error
 from s3proxy.model import ListPage, ObjectInfo
 from s3proxy.names import check_bucket_name, check_key
 from s3proxy.web import xml
+from s3proxy.web.access import acl_from_headers, bucket_acl, owner_of_new
 from s3proxy.web.context import S3Context, S3Response, xml_response
 
 MAX_KEYS = 1000
@@ -25,6 +26,8 @@ def owner_element(ctx: S3Context) -> Any:
 
 async def list_buckets(ctx: S3Context) -> S3Response:
     buckets = await ctx.storage.list_buckets()
+    if ctx.enforce:  # a user sees their own buckets
+        buckets = [b for b in buckets if bucket_acl(ctx, b).owner_id == ctx.principal.user_id]
     return xml_response(
         xml.document(
             "ListAllMyBucketsResult",
@@ -50,7 +53,7 @@ async def create_bucket(ctx: S3Context) -> S3Response:
         config = xml.parse(body, "CreateBucketConfiguration")
         # Any LocationConstraint is accepted: data stays where this daemon keeps it.
         xml.child_text(config, "LocationConstraint")
-    await ctx.storage.create_bucket(bucket)
+    await ctx.storage.create_bucket(bucket, acl_from_headers(ctx, owner_of_new(ctx)))
     return S3Response(headers=[("Location", f"/{bucket}")])
 
 

@@ -6,8 +6,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from s3proxy.acl import Principal
 from s3proxy.config import Settings
 from s3proxy.interfaces import IObjectReader, IStorage
+from s3proxy.model import BucketInfo
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
 
@@ -24,6 +26,13 @@ class S3Context:
     query: dict[str, str]
     headers: Headers
     operation: str = "Unknown"
+    # Who is asking (set by authentication), and whether ACLs are enforced.
+    principal: Principal = field(default_factory=lambda: Principal(None))
+    enforce: bool = False
+    known_emails: set[str] = field(default_factory=set)
+    # What the signature check learnt that body verification needs (AuthResult).
+    auth: Any = None
+    bucket_info: BucketInfo | None = None
 
     @property
     def resource(self) -> str:

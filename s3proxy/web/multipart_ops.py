@@ -9,9 +9,10 @@ from s3proxy.model import ObjectInfo, PartInfo, UploadInfo
 from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER, check_upload_id
 from s3proxy.web import xml
+from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.bucket_ops import owner_element, query_int
 from s3proxy.web.context import S3Context, S3Response, xml_response
-from s3proxy.web.headers import check_preconditions, content_md5, object_attributes, parse_range
+from s3proxy.web.headers import check_preconditions, content_md5, parse_range
 from s3proxy.web.object_ops import copy_source, expected_size, part_number
 
 MAX_LISTED_PARTS = 1000
@@ -27,7 +28,7 @@ def _upload_id(ctx: S3Context) -> str:
 async def create_multipart_upload(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    attributes = object_attributes(ctx.headers)
+    attributes = new_object_attributes(ctx)
     await ctx.request.body.drain()
     upload: UploadInfo = await ctx.storage.create_multipart_upload(bucket, key, attributes)
     return xml_response(
@@ -68,6 +69,7 @@ async def _upload_part_copy(
     src_bucket, src_key = copy_source(ctx)
     await ctx.request.body.drain()
     source: ObjectInfo = await ctx.storage.head_object(src_bucket, src_key)
+    await authorize_object(ctx, src_bucket, source, "READ")
     check_preconditions(ctx.headers, source, prefix="x-amz-copy-source-")
     range_header = ctx.headers.get("x-amz-copy-source-range")
     byte_range = None

@@ -16,11 +16,11 @@ from s3proxy.model import ByteRange, ObjectInfo
 from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
+from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
     check_preconditions,
     content_md5,
-    object_attributes,
     object_headers,
     parse_range,
 )
@@ -55,7 +55,7 @@ async def put_object(ctx: S3Context) -> S3Response:
         return await copy_object(ctx)
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    attributes = object_attributes(ctx.headers)
+    attributes = new_object_attributes(ctx)
     md5 = content_md5(ctx.headers)
     writer = await ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx))
     try:
@@ -110,8 +110,10 @@ async def copy_object(ctx: S3Context) -> S3Response:
         )
     await ctx.request.body.drain()
     source = await ctx.storage.head_object(src_bucket, src_key)
+    await authorize_object(ctx, src_bucket, source, "READ")
     check_preconditions(ctx.headers, source, prefix="x-amz-copy-source-")
-    attributes = object_attributes(ctx.headers) if directive == "REPLACE" else None
+    # A copy never takes the source's ACL: it gets the one this request asks for.
+    attributes = new_object_attributes(ctx, None if directive == "REPLACE" else source.attributes)
     info: ObjectInfo = await ctx.storage.copy_object(src_bucket, src_key, bucket, key, attributes)
     return xml_response(
         xml.document(
@@ -126,6 +128,7 @@ async def _open_for_read(ctx: S3Context) -> tuple[IObjectReader, ByteRange | Non
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
     info: ObjectInfo = await ctx.storage.head_object(bucket, key)
+    await authorize_object(ctx, bucket, info, "READ")
     check_preconditions(ctx.headers, info)
     byte_range = _range(ctx, info)
     reader: IObjectReader = await ctx.storage.open_reader(bucket, key, byte_range)

@@ -16,6 +16,7 @@ setup(
         "treq>=24.9",
         "lxml>=5.0",
         "zope.interface>=6.0",
+        "awscrt>=0.20",
     ],
     extras_require={
         "test": [

@@ -139,3 +139,8 @@ UnresolvableGrantByEmailAddress = _error(
     400,
     "The e-mail address you provided does not match any account on record.",
 )
+XAmzContentSHA256Mismatch = _error(
+    "XAmzContentSHA256Mismatch",
+    400,
+    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+)

@@ -30,6 +30,9 @@ class ObjectAttributes:
     metadata: dict[str, str] = field(default_factory=dict)
     # Owner and grants; None where no user was known (open mode, foreign files).
     acl: AccessControl | None = None
+    # Verified flexible checksums, {"x-amz-checksum-crc32": "<base64>"}. Filled in
+    # once the body has been verified, before the writer's finish() stores it.
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -37,18 +40,22 @@ class ObjectAttributes:
             "headers": dict(self.headers),
             "metadata": dict(self.metadata),
             "acl": self.acl.to_json() if self.acl is not None else None,
+            "checksums": dict(self.checksums),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> ObjectAttributes:
         headers = data.get("headers") or {}
         metadata = data.get("metadata") or {}
+        checksums = data.get("checksums") or {}
         assert isinstance(headers, dict) and isinstance(metadata, dict)
+        assert isinstance(checksums, dict)
         return cls(
             content_type=str(data.get("content_type") or DEFAULT_CONTENT_TYPE),
             headers={str(k): str(v) for k, v in headers.items()},
             metadata={str(k): str(v) for k, v in metadata.items()},
             acl=AccessControl.from_json(data.get("acl")),
+            checksums={str(k): str(v) for k, v in checksums.items()},
         )
 
 

@@ -15,6 +15,7 @@ them on its thread pool.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -80,13 +81,23 @@ class FilesystemUploads:
         self._release_stale_claims()
 
     def _release_stale_claims(self) -> None:
-        """A completion cut short by a crash leaves its claim; give the upload back."""
+        """A completion cut short by a crash leaves its claim; give the upload back.
+        A live completion (another daemon on this root) holds a lock on its record,
+        which ends with its process: those are left alone."""
         for bucket in os.scandir(self._root):
+            if not bucket.is_dir(follow_symlinks=False):
+                continue
             for entry in os.scandir(bucket.path):
-                if entry.name.endswith(_CLAIMED):
-                    original = entry.path[: -len(_CLAIMED)]
-                    if not os.path.exists(original):
-                        os.rename(entry.path, original)
+                if not entry.name.endswith(_CLAIMED):
+                    continue
+                try:
+                    with open(os.path.join(entry.path, "upload.json"), "rb") as record:
+                        fcntl.flock(record, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        original = entry.path[: -len(_CLAIMED)]
+                        if not os.path.exists(original):
+                            os.rename(entry.path, original)
+                except OSError:
+                    continue  # locked (live), or already gone
 
     # -- reading state ---------------------------------------------------------------
 
@@ -235,6 +246,8 @@ class FilesystemUploads:
     ) -> tuple[UploadInfo, PartsPage]:
         directory, upload = self._load(bucket, key, upload_id)
         parts = [p for n, p in sorted(self._parts(directory).items()) if n > marker]
+        if not os.path.isdir(directory):  # completed or aborted while we read
+            raise NoSuchUpload(UploadId=upload_id)
         page = parts[:max_parts]
         truncated = len(parts) > max_parts
         next_marker = page[-1].number if page and truncated else None
@@ -248,15 +261,42 @@ class FilesystemUploads:
         requested: list[tuple[int, str]],
         min_part_size: int,
     ) -> ObjectInfo:
-        from s3proxy.storage.filesystem import KeyPath
 
         directory, upload = self._load(bucket, key, upload_id)
-        select_parts(requested, self._parts(directory), min_part_size)  # fail before claiming
-        claimed = directory + _CLAIMED
         try:
+            select_parts(requested, self._parts(directory), min_part_size)  # fail before claiming
+        except InvalidPart:
+            # A concurrent completion (or abort) may have taken the directory while we
+            # read it: then the upload is gone, not the parts.
+            if not os.path.isdir(directory):
+                raise NoSuchUpload(UploadId=upload_id) from None
+            raise
+        claimed = directory + _CLAIMED
+        lock = None
+        try:
+            # Locked before the claim, held until the end: see _release_stale_claims.
+            lock = open(os.path.join(directory, "upload.json"), "rb")  # noqa: SIM115
+            fcntl.flock(lock, fcntl.LOCK_EX)
             os.rename(directory, claimed)
         except OSError:
+            if lock is not None:
+                lock.close()
             raise NoSuchUpload(UploadId=upload_id) from None
+        with lock:
+            return self._assemble(bucket, key, upload, directory, claimed, requested, min_part_size)
+
+    def _assemble(
+        self,
+        bucket: str,
+        key: str,
+        upload: UploadInfo,
+        directory: str,
+        claimed: str,
+        requested: list[tuple[int, str]],
+        min_part_size: int,
+    ) -> ObjectInfo:
+        from s3proxy.storage.filesystem import KeyPath
+
         temp = self._storage._temp_path()
         try:
             # Parts may have been replaced between the check and the claim: check again.
@@ -302,7 +342,7 @@ class FilesystemUploads:
         bucket_dir = os.path.join(self._root, bucket)
         try:
             entries = list(os.scandir(bucket_dir))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         uploads = []
         for entry in entries:

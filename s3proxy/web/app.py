@@ -247,6 +247,9 @@ class S3Application:
         ended: Deferred[None] = Deferred()
 
         def record(result: object) -> None:
+            if isinstance(result, Failure) and not isinstance(result.value, S3Error):
+                # Logged here: the client may be gone by the time anyone reads it.
+                self.log.failure("internal error in a long operation", result)
             outcome.append(result)
             ended.callback(None)
 
@@ -279,7 +282,6 @@ class S3Application:
         assert isinstance(result, Failure)
         if isinstance(result.value, S3Error):
             return error_response(result.value, resource, request_id)
-        self.log.failure("internal error in a long operation", result)
         return error_response(InternalError(), resource, request_id)
 
     async def _send(self, request: S3Request, response: S3Response) -> None:

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from s3proxy.errors import MalformedXML, S3Error
 from s3proxy.web.awschunked import AwsChunkedDecoder
+from s3proxy.web.checksums import BodyChecks
 
 BUFFER_HIGH_WATER = 1024 * 1024
 BUFFER_LOW_WATER = 256 * 1024
@@ -60,6 +61,7 @@ class RequestBody:
         self.failure: Failure | None = None
         self.received = 0
         self.decoder = AwsChunkedDecoder(self._deliver) if aws_chunked else None
+        self._checks: BodyChecks | None = None
 
     # -- fed by the request --------------------------------------------------------
 
@@ -78,6 +80,8 @@ class RequestBody:
         self.received += len(data)
         if self._discarding:
             return
+        if self._checks is not None:
+            self._checks.update(data)
         if self._consumer is not None and not self._consumer_paused and not self._chunks:
             self._consumer.write(data)
             return
@@ -103,6 +107,13 @@ class RequestBody:
             self._fail(reason)
 
     # -- used by handlers ----------------------------------------------------------
+
+    def check_with(self, checks: BodyChecks) -> None:
+        """Verify the body (checksums, payload SHA-256) before its consumer is told it
+        ended; a mismatch fails ``stream_to`` instead, so nothing is committed."""
+        for data in self._chunks:  # arrived before the handler asked
+            checks.update(data)
+        self._checks = checks
 
     def stream_to(self, consumer: IConsumer) -> Deferred[int]:
         """Write the whole body into ``consumer``, which may pause us. Fires with the
@@ -165,11 +176,20 @@ class RequestBody:
 
     def _settle(self) -> None:
         if self.complete and not self._chunks and self._consumer is not None:
-            self._finish_consumer(None)
+            self._finish_consumer(self._verification_failure())
         if self.complete:
             waiters, self._waiters = self._waiters, []
             for d in waiters:
                 d.callback(None)
+
+    def _verification_failure(self) -> Failure | None:
+        if self._checks is None:
+            return None
+        try:
+            self._checks.verify(self.decoder.trailers if self.decoder is not None else {})
+        except S3Error as e:
+            return Failure(e)
+        return None
 
     def _finish_consumer(self, failure: Failure | None) -> None:
         consumer, self._consumer = self._consumer, None

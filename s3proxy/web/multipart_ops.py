@@ -13,7 +13,7 @@ from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.bucket_ops import owner_element, query_int
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import check_preconditions, content_md5, parse_range
-from s3proxy.web.object_ops import copy_source, expected_size, part_number
+from s3proxy.web.object_ops import copy_source, expected_size, part_number, receive_body
 
 MAX_LISTED_PARTS = 1000
 MAX_LISTED_UPLOADS = 1000
@@ -51,16 +51,14 @@ async def upload_part(ctx: S3Context) -> S3Response:
         ctx.operation = "UploadPartCopy"
         return await _upload_part_copy(ctx, bucket, key, upload_id, number)
     md5 = content_md5(ctx.headers)
-    writer = await ctx.storage.open_part_writer(
-        bucket, key, upload_id, number, md5, expected_size(ctx)
+    info, checksums = await receive_body(
+        ctx,
+        lambda: ctx.storage.open_part_writer(
+            bucket, key, upload_id, number, md5, expected_size(ctx)
+        ),
+        None,
     )
-    try:
-        await ctx.request.body.stream_to(writer)
-        info: ObjectInfo = await writer.finish()
-    except BaseException:
-        await writer.abort()
-        raise
-    return S3Response(headers=[("ETag", info.quoted_etag)])
+    return S3Response(headers=[("ETag", info.quoted_etag), *checksums.items()])
 
 
 async def _upload_part_copy(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import unquote
+
+from twisted.internet.defer import Deferred
 
 from s3proxy.errors import (
     InvalidArgument,
@@ -11,12 +14,13 @@ from s3proxy.errors import (
     InvalidRequest,
     S3Error,
 )
-from s3proxy.interfaces import IObjectReader
-from s3proxy.model import ByteRange, ObjectInfo
+from s3proxy.interfaces import IObjectReader, IObjectWriter
+from s3proxy.model import ByteRange, ObjectAttributes, ObjectInfo
 from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
+from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
     check_preconditions,
@@ -57,15 +61,39 @@ async def put_object(ctx: S3Context) -> S3Response:
     check_key(key)
     attributes = new_object_attributes(ctx)
     md5 = content_md5(ctx.headers)
-    writer = await ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx))
+    info, checksums = await receive_body(
+        ctx,
+        lambda: ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx)),
+        attributes,
+    )
+    return S3Response(headers=[("ETag", info.quoted_etag), *checksums.items()])
+
+
+async def receive_body(
+    ctx: S3Context,
+    open_writer: Callable[[], Deferred[IObjectWriter]],
+    attributes: ObjectAttributes | None,
+) -> tuple[ObjectInfo, dict[str, str]]:
+    """Stream the request body into a new writer, verifying its checksums (and the
+    payload SHA-256) on the way; commit only if everything matched. The verified
+    checksums go into ``attributes`` before the commit, to be stored."""
+    checks, error = safe_checks(ctx.headers)
+    if error is not None:
+        raise error
+    writer = await open_writer()
     try:
+        if checks is not None:
+            ctx.request.body.check_with(checks)
         await ctx.request.body.stream_to(writer)
+        checksums = checks.stored() if checks is not None else {}
+        if attributes is not None:
+            attributes.checksums.update(checksums)
         info: ObjectInfo = await writer.finish()
     except BaseException:
         # Disconnects (CancelledError) included: nothing of a partial upload remains.
         await writer.abort()
         raise
-    return S3Response(headers=[("ETag", info.quoted_etag)])
+    return info, checksums
 
 
 def copy_source(ctx: S3Context) -> tuple[str, str]:
@@ -189,6 +217,10 @@ async def get_object(ctx: S3Context) -> S3Response:
     headers = [(k, v) for k, v in headers if k not in overrides] + list(overrides.items())
     status = 200
     length = info.size
+    if (ctx.headers.get("x-amz-checksum-mode") or "").upper() == "ENABLED" and not (
+        byte_range is not None and byte_range.length != info.size
+    ):
+        headers += sorted(info.attributes.checksums.items())
     if "partNumber" in ctx.query:
         status = 206
         if info.part_sizes:

@@ -8,10 +8,12 @@ bytes that complete it were fed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import re
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -122,10 +124,16 @@ def http_chunked(body: bytes, size: int) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
 
 
-def aws_chunked_unsigned(payload: bytes, size: int) -> bytes:
+def crc32_b64(payload: bytes) -> bytes:
+    return base64.b64encode(zlib.crc32(payload).to_bytes(4, "big"))
+
+
+def aws_chunked_unsigned(payload: bytes, size: int, crc: bytes | None = None) -> bytes:
+    """boto3's framing: the CRC32 of the payload (or ``crc``) in the trailer."""
     pieces = [payload[i : i + size] for i in range(0, len(payload), size)]
     framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
-    return framed + b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"
+    trailer = crc if crc is not None else crc32_b64(payload)
+    return framed + b"0\r\nx-amz-checksum-crc32:" + trailer + b"\r\n\r\n"
 
 
 def aws_chunked_signed(payload: bytes, size: int) -> bytes:

@@ -1,0 +1,1 @@
+"""Storage backends: one module per backend, plus shared listing and reader helpers."""

@@ -38,6 +38,7 @@ from s3proxy.interfaces import IStorage
 from s3proxy.names import is_valid_bucket_name
 from s3proxy.web import acl_ops, bucket_ops, multipart_ops, object_ops, xml
 from s3proxy.web.access import authorize_bucket, principal_for_open_mode
+from s3proxy.web.awschunked import ChunkSignatures
 from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
@@ -193,6 +194,10 @@ class S3Application:
         """Set who is asking."""
         ctx.principal = principal_for_open_mode(ctx)
 
+    def _chunk_signatures(self, ctx: S3Context) -> ChunkSignatures | None:
+        """How to check the chunks of a signed streaming (aws-chunked) upload."""
+        return None
+
     def _dispatch(self, ctx: S3Context) -> Handler:
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
         subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
@@ -220,6 +225,7 @@ class S3Application:
             resource = ctx.resource
             handler = self._dispatch(ctx)
             self._identify(ctx)
+            request.body.arm(self._chunk_signatures(ctx))
             await authorize_bucket(ctx)
             response = await handler(ctx)
         except CancelledError:

@@ -9,7 +9,9 @@ framing never reaches storage and nothing is buffered beyond one header line.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from s3proxy.errors import IncompleteBody, InvalidRequest
 
@@ -17,9 +19,23 @@ MAX_LINE = 4096
 _CRLF = b"\r\n"
 
 
+class ChunkSignatures(Protocol):
+    """Checks chunk and trailer signatures as they arrive (SigV4 streaming)."""
+
+    def verify_chunk(self, claimed_signature: bytes, chunk_sha256_hex: str) -> None: ...
+
+    def verify_trailer(self, trailer_text: bytes, claimed_signature: bytes) -> None: ...
+
+
 class AwsChunkedDecoder:
-    def __init__(self, deliver: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, deliver: Callable[[bytes], None], signatures: ChunkSignatures | None = None
+    ) -> None:
         self._deliver = deliver
+        self.signatures = signatures
+        self._chunk_sha: Any = None
+        self._chunk_signature = b""
+        self._trailer_lines: list[bytes] = []
         self._state = "size"  # size | data | data-end | trailer | done
         self._line = bytearray()
         self._remaining = 0
@@ -39,7 +55,10 @@ class AwsChunkedDecoder:
             state = self._state
             if state == "data":
                 take = min(self._remaining, end - pos)
-                self._deliver(bytes(view[pos : pos + take]))
+                chunk = bytes(view[pos : pos + take])
+                if self._chunk_sha is not None:
+                    self._chunk_sha.update(chunk)
+                self._deliver(chunk)
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
@@ -52,6 +71,7 @@ class AwsChunkedDecoder:
                 self._crlf_seen += 1
                 if self._crlf_seen == 2:
                     self._state = "size"
+                    self._chunk_done()
             elif state in ("size", "trailer"):
                 newline = data.find(b"\n", pos)
                 if newline < 0:
@@ -81,13 +101,24 @@ class AwsChunkedDecoder:
             size = int(size_text, 16)
         except ValueError:
             raise InvalidRequest("Malformed aws-chunked body: bad chunk size.") from None
+        signature = b""
         if extension.startswith(b"chunk-signature="):
-            self.chunk_signatures.append(extension[len(b"chunk-signature=") :])
+            signature = extension[len(b"chunk-signature=") :]
+            self.chunk_signatures.append(signature)
+        if self.signatures is not None:
+            self._chunk_signature = signature
+            self._chunk_sha = hashlib.sha256()
         if size == 0:
             self._state = "trailer"
+            self._chunk_done()  # the final chunk signs the empty string
         else:
             self._remaining = size
             self._state = "data"
+
+    def _chunk_done(self) -> None:
+        if self.signatures is not None and self._chunk_sha is not None:
+            self.signatures.verify_chunk(self._chunk_signature, self._chunk_sha.hexdigest())
+            self._chunk_sha = None
 
     def _trailer(self, line: bytes) -> None:
         if not line:
@@ -96,7 +127,14 @@ class AwsChunkedDecoder:
         name, sep, value = line.partition(b":")
         if not sep:
             raise InvalidRequest("Malformed aws-chunked body: bad trailer line.")
-        self.trailers[name.strip().decode("latin-1").lower()] = value.strip().decode("latin-1")
+        name = name.strip().lower()
+        if name == b"x-amz-trailer-signature":
+            if self.signatures is not None:
+                text = b"".join(line + b"\n" for line in self._trailer_lines)
+                self.signatures.verify_trailer(text, value.strip())
+        else:
+            self._trailer_lines.append(name + b":" + value.strip())
+        self.trailers[name.decode("latin-1")] = value.strip().decode("latin-1")
 
     def end(self) -> None:
         """The body ended. Some clients omit the empty line after the trailers."""

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from s3proxy.errors import MalformedXML, S3Error
-from s3proxy.web.awschunked import AwsChunkedDecoder
+from s3proxy.web.awschunked import AwsChunkedDecoder, ChunkSignatures
 from s3proxy.web.checksums import BodyChecks
 
 BUFFER_HIGH_WATER = 1024 * 1024
@@ -60,13 +60,39 @@ class RequestBody:
         self.complete = False
         self.failure: Failure | None = None
         self.received = 0
-        self.decoder = AwsChunkedDecoder(self._deliver) if aws_chunked else None
+        self.decoder: AwsChunkedDecoder | None = None
         self._checks: BodyChecks | None = None
+        # An aws-chunked body waits, undecoded, until the application has checked the
+        # request's signature and says how to verify its chunks (``arm``).
+        self._armed = not aws_chunked
+        self._raw: list[bytes] = []
+        self._raw_ended = False
 
     # -- fed by the request --------------------------------------------------------
 
+    def arm(self, signatures: ChunkSignatures | None = None) -> None:
+        """Start decoding an aws-chunked body, checking chunk signatures with
+        ``signatures`` (SigV4 streaming uploads). Harmless for other bodies."""
+        if self._armed:
+            return
+        self._armed = True
+        self.decoder = AwsChunkedDecoder(self._deliver, signatures)
+        raw, self._raw = self._raw, []
+        self._buffered -= sum(map(len, raw))
+        for data in raw:
+            self.feed(data)
+        if self._raw_ended:
+            self.input_finished()
+
     def feed(self, data: bytes) -> None:
         if self.failure is not None or self.complete:
+            return
+        if not self._armed:
+            if not self._discarding:
+                self._raw.append(data)
+                self._buffered += len(data)
+                if self._buffered > BUFFER_HIGH_WATER:
+                    self._pause_network()
             return
         if self.decoder is None:
             self._deliver(data)
@@ -92,6 +118,9 @@ class RequestBody:
 
     def input_finished(self) -> None:
         if self.failure is not None or self.complete:
+            return
+        if not self._armed and not self._discarding:
+            self._raw_ended = True
             return
         if self.decoder is not None:
             try:
@@ -141,7 +170,11 @@ class RequestBody:
         can be sent on a connection that stays usable), or failed."""
         self._discarding = True
         self._chunks.clear()
+        self._raw.clear()
         self._buffered = 0
+        if self._raw_ended:
+            self._raw_ended = False
+            self.complete = True
         self._resume_network()
         if self.complete or self.failure is not None:
             return succeed(None)

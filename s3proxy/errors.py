@@ -144,3 +144,30 @@ XAmzContentSHA256Mismatch = _error(
     400,
     "The provided 'x-amz-content-sha256' header does not match what was computed.",
 )
+# Authentication (s3proxy.auth): AWS's codes, statuses and default messages.
+SignatureDoesNotMatch = _error(
+    "SignatureDoesNotMatch",
+    403,
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your key and signing method.",
+)
+InvalidAccessKeyId = _error(
+    "InvalidAccessKeyId", 403, "The AWS Access Key Id you provided does not exist in our records."
+)
+AuthorizationHeaderMalformed = _error(
+    "AuthorizationHeaderMalformed", 400, "The authorization header you provided is invalid."
+)
+AuthorizationQueryParametersError = _error(
+    "AuthorizationQueryParametersError",
+    400,
+    "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+    "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.",
+)
+RequestTimeTooSkewed = _error(
+    "RequestTimeTooSkewed",
+    403,
+    "The difference between the request time and the current time is too large.",
+)
+MissingSecurityHeader = _error(
+    "MissingSecurityHeader", 400, "Your request was missing a required header."
+)

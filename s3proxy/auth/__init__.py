@@ -1,0 +1,1 @@
+"""Request signature verification (AWS SigV4, SigV4 streaming, SigV2); pure, no Twisted."""

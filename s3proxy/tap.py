@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
+from s3proxy.auth.credentials import CredentialsError, load_credentials
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
 from s3proxy.interfaces import IStorage
 from s3proxy.storage.filesystem import FilesystemStorage
@@ -58,6 +59,14 @@ class Options(usage.Options):
         ["prefix", "p", DEFAULT_PREFIX, "Path prefix the API is also served under."],
         ["region", None, "us-east-1", "Region reported by GetBucketLocation and HeadBucket."],
         ["threads", None, "8", "Threads for blocking file I/O."],
+        [
+            "credentials",
+            None,
+            None,
+            "TOML file of users ([[users]] with access_key, secret_key, user_id, "
+            "display_name, email). Without it the daemon runs open: any or no signature "
+            "is accepted.",
+        ],
         [
             "min-part-size",
             None,
@@ -106,6 +115,12 @@ class Options(usage.Options):
         except ValueError:
             raise usage.UsageError("--min-part-size must be a number of bytes") from None
         self["multipart-expiry"] = parse_duration(self["multipart-expiry"])
+        self["users"] = None
+        if self["credentials"]:
+            try:
+                self["users"] = load_credentials(self["credentials"])
+            except CredentialsError as e:
+                raise usage.UsageError(str(e)) from None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -163,6 +178,35 @@ class ExpiryTask:
             self.log.info("aborted {count} abandoned multipart uploads", count=removed)
 
 
+def _is_loopback(description: str) -> bool:
+    """Whether an endpoint description only listens on loopback (or a unix socket)."""
+    kind = description.split(":", 1)[0]
+    if kind in ("unix", "systemd"):
+        return kind == "unix"
+    interface = ""
+    for part in description.split(":"):
+        if part.startswith("interface="):
+            interface = part[len("interface=") :]
+    return interface.startswith("127.") or interface in ("::1", "localhost")
+
+
+def warn_if_open(users: object, listen: list[str]) -> None:
+    if users is not None:
+        return
+    log.warn(
+        "no --credentials: open mode, any or no signature is accepted and ACLs are not enforced"
+    )
+    exposed = [d for d in listen if not _is_loopback(d)]
+    if exposed:
+        message = (
+            "WARNING: open mode on a non-loopback address ("
+            + ", ".join(exposed)
+            + "): anyone who can reach it can read and write every bucket"
+        )
+        log.critical(message)
+        sys.stderr.write(f"s3proxy: {message}\n")
+
+
 def makeService(config: Options, reactor: Any = None) -> IService:
     reactor = reactor or global_reactor
     service = MultiService()
@@ -186,7 +230,10 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         timer = TimerService(interval, expire)
         timer.clock = reactor
         timer.setServiceParent(service)
-    site = make_site(S3Application(storage, settings, reactor).resource(), reactor)
+    users = config["users"]
+    warn_if_open(users, config["listen"])
+    app = S3Application(storage, settings, reactor, users)
+    site = make_site(app.resource(), reactor)
     for description in config["listen"]:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, site).setServiceParent(service)

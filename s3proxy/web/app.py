@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -24,6 +24,11 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
+from s3proxy.acl import Principal
+from s3proxy.auth.credentials import User
+from s3proxy.auth.request import SignedRequest
+from s3proxy.auth.sigv4 import authenticate
+from s3proxy.auth.streaming import ChunkVerifier
 from s3proxy.config import Settings
 from s3proxy.errors import (
     InternalError,
@@ -39,6 +44,7 @@ from s3proxy.names import is_valid_bucket_name
 from s3proxy.web import acl_ops, bucket_ops, multipart_ops, object_ops, xml
 from s3proxy.web.access import authorize_bucket, principal_for_open_mode
 from s3proxy.web.awschunked import ChunkSignatures
+from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
@@ -92,6 +98,7 @@ SUB_RESOURCES = """uploadId uploads delete accelerate acl analytics attributes c
     replication requestPayment restore retention select tagging torrent versioning
     versionId versions website partNumber""".split()
 KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # also the -TRAILER variant
 
 
 def new_request_id() -> str:
@@ -145,9 +152,18 @@ class S3Application:
     app = Klein()
     log = Logger()
 
-    def __init__(self, storage: IStorage, settings: Settings, reactor: Any = None) -> None:
+    def __init__(
+        self,
+        storage: IStorage,
+        settings: Settings,
+        reactor: Any = None,
+        users: Mapping[str, User] | None = None,
+    ) -> None:
         self.storage = storage
         self.settings = settings
+        # None: open mode (any or no signature accepted, nothing enforced).
+        self.users = users
+        self.known_emails = {u.email for u in (users or {}).values() if u.email}
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -191,11 +207,33 @@ class S3Application:
         return ctx
 
     def _identify(self, ctx: S3Context) -> None:
-        """Set who is asking."""
-        ctx.principal = principal_for_open_mode(ctx)
+        """Set who is asking: verify the signature (when users are configured)."""
+        if self.users is None:
+            ctx.principal = principal_for_open_mode(ctx)
+            return
+        ctx.enforce = True
+        ctx.known_emails = self.known_emails
+        signed = SignedRequest(
+            method=ctx.method,
+            raw_path=ctx.request.path,
+            raw_query=ctx.request.uri.partition(b"?")[2],
+            headers=ctx.headers,
+            now=self.reactor.seconds(),
+        )
+        result = authenticate(
+            signed, self.users, prefix=self.settings.prefix, region=self.settings.region
+        )
+        if result is None:
+            ctx.principal = Principal(None)
+            return
+        ctx.auth = result
+        user = result.user
+        ctx.principal = Principal(user.user_id, user.display_name, user.email)
 
     def _chunk_signatures(self, ctx: S3Context) -> ChunkSignatures | None:
         """How to check the chunks of a signed streaming (aws-chunked) upload."""
+        if ctx.auth is not None and ctx.auth.payload.startswith(SIGNED_STREAMING):
+            return ChunkVerifier(ctx.auth)
         return None
 
     def _dispatch(self, ctx: S3Context) -> Handler:
@@ -223,8 +261,13 @@ class S3Application:
         try:
             ctx = self._context(request, request_id)
             resource = ctx.resource
-            handler = self._dispatch(ctx)
             self._identify(ctx)
+            handler = self._dispatch(ctx)
+            checks, error = safe_checks(ctx.headers)
+            if error is not None:
+                raise error
+            if checks is not None:
+                request.body.check_with(checks)
             request.body.arm(self._chunk_signatures(ctx))
             await authorize_bucket(ctx)
             response = await handler(ctx)

@@ -144,6 +144,10 @@ class RequestBody:
             checks.update(data)
         self._checks = checks
 
+    @property
+    def checks(self) -> BodyChecks | None:
+        return self._checks
+
     def stream_to(self, consumer: IConsumer) -> Deferred[int]:
         """Write the whole body into ``consumer``, which may pause us. Fires with the
         number of (decoded) bytes once the last one was written."""

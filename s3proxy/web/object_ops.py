@@ -20,7 +20,6 @@ from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
-from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
     check_preconditions,
@@ -77,14 +76,10 @@ async def receive_body(
     """Stream the request body into a new writer, verifying its checksums (and the
     payload SHA-256) on the way; commit only if everything matched. The verified
     checksums go into ``attributes`` before the commit, to be stored."""
-    checks, error = safe_checks(ctx.headers)
-    if error is not None:
-        raise error
     writer = await open_writer()
     try:
-        if checks is not None:
-            ctx.request.body.check_with(checks)
         await ctx.request.body.stream_to(writer)
+        checks = ctx.request.body.checks
         checksums = checks.stored() if checks is not None else {}
         if attributes is not None:
             attributes.checksums.update(checksums)

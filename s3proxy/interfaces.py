@@ -7,6 +7,8 @@ that talk to the local disk. Failures are ``s3proxy.errors.S3Error`` subclasses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import Attribute, Interface
@@ -34,13 +36,15 @@ class IObjectWriter(IConsumer):
     visible under the key until ``finish`` succeeds.
     """
 
-    def finish() -> Deferred[ObjectInfo]:
+    def finish(checksums: Mapping[str, str] | None = None) -> Deferred[ObjectInfo]:
         """All bytes were written. Verify them (Content-MD5, expected size) and make
         the object visible atomically, replacing any object under the key.
 
-        Fires with the new ``ObjectInfo``. Fails with BadDigest or IncompleteBody
-        (and leaves nothing behind), NoSuchBucket if the bucket went away, or the
-        key-conflict errors of the backend.
+        ``checksums`` are the body's verified flexible checksums, stored with it
+        ({"x-amz-checksum-crc32": "<base64>"}). Fires with the new ``ObjectInfo``.
+        Fails with BadDigest or IncompleteBody (and leaves nothing behind),
+        NoSuchBucket if the bucket went away, or the key-conflict errors of the
+        backend.
         """
 
     def abort() -> Deferred[None]:

@@ -115,6 +115,8 @@ class PartInfo:
     size: int
     etag: str  # hex MD5 of the part, never quoted
     last_modified: float
+    # Verified flexible checksums of the part, {"x-amz-checksum-crc32": "<base64>"}.
+    checksums: dict[str, str] = field(default_factory=dict)
 
     @property
     def quoted_etag(self) -> str:

@@ -23,7 +23,7 @@ import stat
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import BinaryIO, TypeVar, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -110,7 +110,8 @@ def _foreign_etag(st: os.stat_result) -> str:
 class FilesystemWriter:
     """Writes arriving chunks to a temporary file on the thread pool, in batches: one
     batch in flight at a time, the client paused while too much is queued. Once all is
-    written and verified, ``commit(file, temp path, etag)`` runs on the pool to make it
+    written and verified, ``commit(file, temp path, etag, checksums)`` runs on the pool to
+    make it
     an object (or a part)."""
 
     def __init__(
@@ -118,7 +119,7 @@ class FilesystemWriter:
         storage: FilesystemStorage,
         temp: str,
         file: BinaryIO,
-        commit: Callable[[BinaryIO, str, str], ObjectInfo],
+        commit: Callable[[BinaryIO, str, str, dict[str, str]], ObjectInfo],
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> None:
@@ -203,7 +204,7 @@ class FilesystemWriter:
         self._idle.append(d)
         return d
 
-    async def _finish(self) -> ObjectInfo:
+    async def _finish(self, checksums: dict[str, str]) -> ObjectInfo:
         await self._drained()
         if self._error is not None:
             await self.abort()
@@ -215,13 +216,15 @@ class FilesystemWriter:
                 raise IncompleteBody()
             if self._content_md5 is not None and digest != self._content_md5:
                 raise BadDigest()
-            return await self._storage._run(self._commit, self._file, self._temp, digest.hex())
+            return await self._storage._run(
+                self._commit, self._file, self._temp, digest.hex(), checksums
+            )
         except BaseException:
             await self._storage._run(_discard, self._file, self._temp)
             raise
 
-    def finish(self) -> Deferred[ObjectInfo]:
-        return Deferred.fromCoroutine(self._finish())
+    def finish(self, checksums: Mapping[str, str] | None = None) -> Deferred[ObjectInfo]:
+        return Deferred.fromCoroutine(self._finish(dict(checksums or {})))
 
     def abort(self) -> Deferred[None]:
         if self._closed:
@@ -633,8 +636,9 @@ class FilesystemStorage:
     ) -> IObjectWriter:
         path, temp, file = await self._run(self._prepare_write, bucket, key)
 
-        def commit(file: BinaryIO, temp: str, etag: str) -> ObjectInfo:
-            return self._seal_and_commit(file, temp, bucket, path, attributes, etag)
+        def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
+            stored = dataclasses.replace(attributes, checksums=checksums)
+            return self._seal_and_commit(file, temp, bucket, path, stored, etag)
 
         return FilesystemWriter(self, temp, file, commit, content_md5, expected_size)
 
@@ -951,8 +955,10 @@ class FilesystemStorage:
     ) -> IObjectWriter:
         temp, file = await self._run(self.uploads.prepare_part, bucket, key, upload_id)
 
-        def commit(file: BinaryIO, temp: str, etag: str) -> ObjectInfo:
-            return self.uploads.commit_part(file, temp, bucket, upload_id, part_number, etag)
+        def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
+            return self.uploads.commit_part(
+                file, temp, bucket, upload_id, part_number, etag, checksums
+            )
 
         return FilesystemWriter(self, temp, file, commit, content_md5, expected_size)
 

@@ -15,6 +15,7 @@ them on its thread pool.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -36,6 +37,7 @@ from s3proxy.model import (
 )
 from s3proxy.storage.multipart import (
     check_upload_id,
+    composite_checksums,
     multipart_etag,
     new_upload_id,
     page_uploads,
@@ -147,7 +149,8 @@ class FilesystemUploads:
             if st.st_size != record["size"] or st.st_mtime_ns != record["mtime_ns"]:
                 continue  # the data file is being replaced
             number = int(name[:5])
-            parts[number] = PartInfo(number, st.st_size, record["etag"], st.st_mtime)
+            checksums = {str(k): str(v) for k, v in dict(record.get("checksums") or {}).items()}
+            parts[number] = PartInfo(number, st.st_size, record["etag"], st.st_mtime, checksums)
         return parts
 
     # -- operations ------------------------------------------------------------------
@@ -180,7 +183,14 @@ class FilesystemUploads:
         return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
 
     def commit_part(
-        self, file: BinaryIO | None, temp: str, bucket: str, upload_id: str, number: int, etag: str
+        self,
+        file: BinaryIO | None,
+        temp: str,
+        bucket: str,
+        upload_id: str,
+        number: int,
+        etag: str,
+        checksums: dict[str, str] | None = None,
     ) -> ObjectInfo:
         """Runs on the pool: the record first, then the data, each by one rename."""
         if file is not None:
@@ -190,7 +200,13 @@ class FilesystemUploads:
         target = os.path.join(directory, _part_name(number))
         try:
             self._write_json(
-                target + ".json", {"etag": etag, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+                target + ".json",
+                {
+                    "etag": etag,
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                    "checksums": checksums or {},
+                },
             )
             os.rename(temp, target)
         except FileNotFoundError:
@@ -312,7 +328,7 @@ class FilesystemUploads:
                 temp,
                 bucket,
                 KeyPath(key),
-                upload.attributes,
+                dataclasses.replace(upload.attributes, checksums=composite_checksums(chosen)),
                 multipart_etag(chosen),
                 tuple(p.size for p in chosen),
             )

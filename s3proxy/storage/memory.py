@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -36,7 +36,13 @@ from s3proxy.model import (
     UploadsPage,
 )
 from s3proxy.storage.listing import roll_up, take_page
-from s3proxy.storage.multipart import multipart_etag, new_upload_id, page_uploads, select_parts
+from s3proxy.storage.multipart import (
+    composite_checksums,
+    multipart_etag,
+    new_upload_id,
+    page_uploads,
+    select_parts,
+)
 from s3proxy.storage.streams import ChunkedReader
 
 READ_CHUNK = 256 * 1024
@@ -72,7 +78,7 @@ class MemoryWriter:
 
     def __init__(
         self,
-        commit: Callable[[str, bytes], ObjectInfo],
+        commit: Callable[[str, bytes, dict[str, str]], ObjectInfo],
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> None:
@@ -94,7 +100,7 @@ class MemoryWriter:
     def unregisterProducer(self) -> None:
         pass
 
-    def finish(self) -> Deferred[ObjectInfo]:
+    def finish(self, checksums: Mapping[str, str] | None = None) -> Deferred[ObjectInfo]:
         digest = self._md5.digest()
         data = b"".join(self._chunks)
         self._chunks = []
@@ -103,7 +109,7 @@ class MemoryWriter:
         if self._content_md5 is not None and digest != self._content_md5:
             return fail(BadDigest())
         try:
-            return succeed(self._commit(digest.hex(), data))
+            return succeed(self._commit(digest.hex(), data, dict(checksums or {})))
         except S3Error as e:
             return fail(e)
 
@@ -231,8 +237,9 @@ class MemoryStorage:
         except S3Error as e:
             return fail(e)
 
-        def commit(etag: str, data: bytes) -> ObjectInfo:
-            info = ObjectInfo(key, len(data), etag, time.time(), attributes)
+        def commit(etag: str, data: bytes, checksums: dict[str, str]) -> ObjectInfo:
+            stored = replace(attributes, checksums=checksums)
+            info = ObjectInfo(key, len(data), etag, time.time(), stored)
             self._bucket(bucket).put(info, data)
             return info
 
@@ -298,10 +305,17 @@ class MemoryStorage:
         return succeed(info)
 
     def _put_part(
-        self, bucket: str, key: str, upload_id: str, number: int, data: bytes
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        checksums: dict[str, str] | None = None,
     ) -> PartInfo:
         upload = self._upload(bucket, key, upload_id)
-        part = PartInfo(number, len(data), hashlib.md5(data).hexdigest(), time.time())
+        etag = hashlib.md5(data).hexdigest()
+        part = PartInfo(number, len(data), etag, time.time(), checksums or {})
         upload.parts[number] = (part, data)
         return part
 
@@ -319,8 +333,8 @@ class MemoryStorage:
         except S3Error as e:
             return fail(e)
 
-        def commit(etag: str, data: bytes) -> ObjectInfo:
-            part = self._put_part(bucket, key, upload_id, part_number, data)
+        def commit(etag: str, data: bytes, checksums: dict[str, str]) -> ObjectInfo:
+            part = self._put_part(bucket, key, upload_id, part_number, data, checksums)
             return ObjectInfo(key, part.size, part.etag, part.last_modified)
 
         return succeed(MemoryWriter(commit, content_md5, expected_size))
@@ -377,7 +391,7 @@ class MemoryStorage:
             len(data),
             multipart_etag(chosen),
             time.time(),
-            upload.info.attributes,
+            replace(upload.info.attributes, checksums=composite_checksums(chosen)),
             part_sizes=tuple(p.size for p in chosen),
         )
         self._bucket(bucket).put(info, data)

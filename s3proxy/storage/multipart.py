@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 
+from s3proxy.checksums import composite
 from s3proxy.errors import EntityTooSmall, InvalidPart, InvalidPartOrder, NoSuchUpload
 from s3proxy.model import PartInfo, UploadInfo, UploadsPage
 
@@ -107,3 +108,16 @@ def page_uploads(
         elif prefixes:
             next_key = prefixes[-1]
     return UploadsPage(chosen, prefixes, truncated, next_key, next_id)
+
+
+def composite_checksums(parts: list[PartInfo]) -> dict[str, str]:
+    """Composite checksums for every algorithm all ``parts`` have a checksum of."""
+    if not parts:
+        return {}
+    names = set(parts[0].checksums)
+    for part in parts[1:]:
+        names &= set(part.checksums)
+    return {
+        name: composite(name[len("x-amz-checksum-") :], [p.checksums[name] for p in parts])
+        for name in sorted(names)
+    }

@@ -10,42 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
-from collections.abc import Callable
 from typing import Any
 
-from awscrt import checksums as crt
-
+from s3proxy.checksums import ALGORITHMS, new_checksum
 from s3proxy.errors import BadDigest, InvalidRequest, S3Error, XAmzContentSHA256Mismatch
 from s3proxy.web.headers import Headers
 
-
-class _Crc:
-    def __init__(self, function: Callable[[bytes, int], int], width: int) -> None:
-        self._function = function
-        self._width = width
-        self._value = 0
-
-    def update(self, data: bytes) -> None:
-        self._value = self._function(data, self._value)
-
-    def digest(self) -> bytes:
-        return self._value.to_bytes(self._width, "big")
-
-
-def _new(algorithm: str) -> Any:
-    if algorithm == "crc32":
-        return _Crc(zlib.crc32, 4)
-    if algorithm == "crc32c":
-        return _Crc(crt.crc32c, 4)
-    if algorithm == "crc64nvme":
-        return _Crc(crt.crc64nvme, 8)
-    if algorithm == "sha1":
-        return hashlib.sha1()
-    return hashlib.sha256()
-
-
-ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 _HEX_SHA256_LEN = 64
 
 
@@ -74,7 +44,7 @@ class BodyChecks:
         if len(self._claimed) > 1:
             raise InvalidRequest("Expecting a single x-amz-checksum- header")
         for algorithm in self._claimed:
-            self._digests[algorithm] = _new(algorithm)
+            self._digests[algorithm] = new_checksum(algorithm)
         sha = headers.get("x-amz-content-sha256") or ""
         if len(sha) == _HEX_SHA256_LEN and all(c in "0123456789abcdefABCDEF" for c in sha):
             self._expected_sha256 = sha.lower()

@@ -56,7 +56,6 @@ async def upload_part(ctx: S3Context) -> S3Response:
         lambda: ctx.storage.open_part_writer(
             bucket, key, upload_id, number, md5, expected_size(ctx)
         ),
-        None,
     )
     return S3Response(headers=[("ETag", info.quoted_etag), *checksums.items()])
 
@@ -120,6 +119,7 @@ async def list_parts(ctx: S3Context) -> S3Response:
                     ("LastModified", xml.iso8601(p.last_modified)),
                     ("ETag", p.quoted_etag),
                     ("Size", p.size),
+                    checksum_elements(p.checksums),
                 )
                 for p in page.parts
             ],
@@ -162,6 +162,7 @@ async def complete_multipart_upload(ctx: S3Context) -> S3Response:
             ("Bucket", bucket),
             ("Key", key),
             ("ETag", info.quoted_etag),
+            checksum_elements(info.attributes.checksums),
         )
 
     return S3Response(pending=complete(), content_type="application/xml")
@@ -214,3 +215,11 @@ async def list_multipart_uploads(ctx: S3Context) -> S3Response:
             [xml.element("CommonPrefixes", ("Prefix", p)) for p in page.common_prefixes],
         )
     )
+
+
+def checksum_elements(checksums: dict[str, str]) -> list[tuple[str, str]]:
+    """{"x-amz-checksum-crc32": v} -> [("ChecksumCRC32", v)], as S3's XML names them."""
+    return [
+        ("Checksum" + name[len("x-amz-checksum-") :].upper(), value)
+        for name, value in sorted(checksums.items())
+    ]

@@ -15,7 +15,7 @@ from s3proxy.errors import (
     S3Error,
 )
 from s3proxy.interfaces import IObjectReader, IObjectWriter
-from s3proxy.model import ByteRange, ObjectAttributes, ObjectInfo
+from s3proxy.model import ByteRange, ObjectInfo
 from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
@@ -63,27 +63,22 @@ async def put_object(ctx: S3Context) -> S3Response:
     info, checksums = await receive_body(
         ctx,
         lambda: ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx)),
-        attributes,
     )
     return S3Response(headers=[("ETag", info.quoted_etag), *checksums.items()])
 
 
 async def receive_body(
-    ctx: S3Context,
-    open_writer: Callable[[], Deferred[IObjectWriter]],
-    attributes: ObjectAttributes | None,
+    ctx: S3Context, open_writer: Callable[[], Deferred[IObjectWriter]]
 ) -> tuple[ObjectInfo, dict[str, str]]:
-    """Stream the request body into a new writer, verifying its checksums (and the
-    payload SHA-256) on the way; commit only if everything matched. The verified
-    checksums go into ``attributes`` before the commit, to be stored."""
+    """Stream the request body into a new writer; the body verifies its checksums
+    (and the payload SHA-256) on the way, so a mismatch fails before anything is
+    committed. The verified checksums are stored with what the writer commits."""
     writer = await open_writer()
     try:
         await ctx.request.body.stream_to(writer)
         checks = ctx.request.body.checks
         checksums = checks.stored() if checks is not None else {}
-        if attributes is not None:
-            attributes.checksums.update(checksums)
-        info: ObjectInfo = await writer.finish()
+        info: ObjectInfo = await writer.finish(checksums)
     except BaseException:
         # Disconnects (CancelledError) included: nothing of a partial upload remains.
         await writer.abort()

@@ -14,7 +14,7 @@ import random
 import re
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -485,8 +485,8 @@ class PausingWriter:
         assert self.producer is not None
         self.producer.resumeProducing()
 
-    def finish(self) -> Deferred[ObjectInfo]:
-        return self.inner.finish()
+    def finish(self, checksums: Mapping[str, str] | None = None) -> Deferred[ObjectInfo]:
+        return self.inner.finish(checksums)
 
     def abort(self) -> Deferred[None]:
         self.aborted = True

@@ -65,6 +65,9 @@ class IObjectReader(IPushProducer):
         and all resources are released by then); fails if reading fails. Calling
         ``stopProducing`` ends it early and releases the resources."""
 
+    def restrict(byte_range: ByteRange | None) -> None:
+        """Before ``start``: produce only ``byte_range`` (None: the whole object)."""
+
     def close() -> None:
         """Release the reader without producing anything (HEAD, 304, 412)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -21,6 +22,7 @@ from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.web.app import S3Application
 from s3proxy.web.request import make_site
+from s3proxy.workers import WorkerSupervisor, tcp_address
 
 log = Logger()
 
@@ -60,6 +62,13 @@ class Options(usage.Options):
         ["region", None, "us-east-1", "Region reported by GetBucketLocation and HeadBucket."],
         ["threads", None, "8", "Threads for blocking file I/O."],
         [
+            "workers",
+            "w",
+            "1",
+            "Worker processes sharing the listening sockets (tcp: endpoints only); the "
+            "first process supervises them and restarts any that dies.",
+        ],
+        [
             "credentials",
             None,
             None,
@@ -85,6 +94,12 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self.raw_args: list[str] = []
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        # Kept so that worker processes can be started with the same options.
+        self.raw_args = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
 
     def opt_listen(self, value: str) -> None:
         self["listen"].append(value)
@@ -115,6 +130,18 @@ class Options(usage.Options):
         except ValueError:
             raise usage.UsageError("--min-part-size must be a number of bytes") from None
         self["multipart-expiry"] = parse_duration(self["multipart-expiry"])
+        try:
+            self["workers"] = int(self["workers"])
+            if self["workers"] < 1:
+                raise ValueError
+        except ValueError:
+            raise usage.UsageError("--workers must be a positive number") from None
+        if self["workers"] > 1:
+            for description in self["listen"]:
+                try:
+                    tcp_address(description)
+                except ValueError as e:
+                    raise usage.UsageError(f"--workers: {e}") from None
         self["users"] = None
         if self["credentials"]:
             try:
@@ -180,11 +207,13 @@ class ExpiryTask:
 
 def _is_loopback(description: str) -> bool:
     """Whether an endpoint description only listens on loopback (or a unix socket)."""
-    kind = description.split(":", 1)[0]
+    # Fields are separated by unescaped colons: IPv6 addresses are written ``\:\:1``.
+    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
+    kind = parts[0]
     if kind in ("unix", "systemd"):
         return kind == "unix"
     interface = ""
-    for part in description.split(":"):
+    for part in parts:
         if part.startswith("interface="):
             interface = part[len("interface=") :]
     return interface.startswith("127.") or interface in ("::1", "localhost")
@@ -209,6 +238,24 @@ def warn_if_open(users: object, listen: list[str]) -> None:
 
 def makeService(config: Options, reactor: Any = None) -> IService:
     reactor = reactor or global_reactor
+    if config["workers"] > 1:
+        warn_if_open(config["users"], config["listen"])
+        print(
+            f"s3proxy: {config['workers']} workers serving {config['backend']} on "
+            f"{', '.join(config['listen'])}",
+            flush=True,
+        )
+        return WorkerSupervisor(reactor, config["listen"], config.raw_args, config["workers"])
+    return make_serving_service(
+        config, reactor, [serverFromString(reactor, d) for d in config["listen"]]
+    )
+
+
+def make_serving_service(
+    config: Options, reactor: Any, endpoints: list[Any], worker_index: int = 0
+) -> MultiService:
+    """The service tree of a process that serves requests: the thread pool, the
+    storage, the application and one listening service per endpoint."""
     service = MultiService()
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
@@ -223,26 +270,25 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         min_part_size=config["min-part-size"],
     )
     expiry = config["multipart-expiry"]
-    if expiry:
+    if expiry and worker_index == 0:
         # Abandoned uploads go after ``expiry``; look a few times per expiry period.
         interval = min(3600.0, max(1.0, expiry / 4))
-        expire = ExpiryTask(storage, expiry, reactor)
-        timer = TimerService(interval, expire)
+        timer = TimerService(interval, ExpiryTask(storage, expiry, reactor))
         timer.clock = reactor
         timer.setServiceParent(service)
     users = config["users"]
-    warn_if_open(users, config["listen"])
+    if worker_index == 0:
+        warn_if_open(users, config["listen"])
     app = S3Application(storage, settings, reactor, users)
     site = make_site(app.resource(), reactor)
-    for description in config["listen"]:
-        endpoint = serverFromString(reactor, description)
+    for endpoint in endpoints:
         StreamServerEndpointService(endpoint, site).setServiceParent(service)
-    where = config["backend"]
     log.info(
         "s3proxy serving {backend} on {listen} (prefix {prefix})",
-        backend=where,
+        backend=config["backend"],
         listen=", ".join(config["listen"]),
         prefix=settings.prefix or "/",
     )
-    print(f"s3proxy: serving {where} on {', '.join(config['listen'])}", flush=True)
+    if worker_index == 0:
+        print(f"s3proxy: serving {config['backend']} on {', '.join(config['listen'])}", flush=True)
     return service

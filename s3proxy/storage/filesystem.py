@@ -74,10 +74,14 @@ T = TypeVar("T")
 
 INTERNAL_DIR = ".s3proxy"
 READ_CHUNK = 512 * 1024
+# Objects up to this size are read whole when opened: one trip to the thread pool.
+PREFETCH_LIMIT = 64 * 1024
 COPY_CHUNK = 1024 * 1024
 # The writer pauses the client above HIGH bytes queued for the disk, resumes below LOW.
 WRITE_HIGH_WATER = 4 * 1024 * 1024
 WRITE_LOW_WATER = 1024 * 1024
+# Bytes worth a trip to the pool on their own; less waits for more or for finish().
+WRITE_BATCH_MIN = 256 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NAME_MAX = 255
 
@@ -109,10 +113,12 @@ def _foreign_etag(st: os.stat_result) -> str:
 @implementer(IObjectWriter)
 class FilesystemWriter:
     """Writes arriving chunks to a temporary file on the thread pool, in batches: one
-    batch in flight at a time, the client paused while too much is queued. Once all is
-    written and verified, ``commit(file, temp path, etag, checksums)`` runs on the pool to
-    make it
-    an object (or a part)."""
+    batch in flight at a time, the client paused while too much is queued.
+
+    Everything blocking happens on the pool: the backend checks the target and creates
+    the temporary file (``temp``, ``file``) before the writer exists, and the last
+    batch, the checks and ``commit(file, temp path, etag, checksums)`` run as one job,
+    so a small upload costs two trips to the pool."""
 
     def __init__(
         self,
@@ -160,7 +166,8 @@ class FilesystemWriter:
     def _kick(self) -> None:
         if self._busy:
             return
-        if not self._queue or self._error is not None:
+        if self._error is not None or self._queued < WRITE_BATCH_MIN:
+            # Not worth a trip to the pool yet: finish() writes what is left itself.
             idle, self._idle = self._idle, []
             for d in idle:
                 d.callback(None)
@@ -172,15 +179,15 @@ class FilesystemWriter:
         d.addCallbacks(self._batch_done, self._batch_failed, callbackArgs=(batch,))
 
     def _write_batch(self, batch: list[bytes]) -> None:
+        """Runs on the pool."""
         for chunk in batch:
             self._md5.update(chunk)
+            self._size += len(chunk)
         self._file.writelines(batch)
 
     def _batch_done(self, _: None, batch: list[bytes]) -> None:
         self._busy = False
-        written = sum(map(len, batch))
-        self._size += written
-        self._queued -= written
+        self._queued -= sum(map(len, batch))
         if self._paused and self._queued < WRITE_LOW_WATER and self._producer:
             self._paused = False
             self._producer.resumeProducing()
@@ -197,31 +204,36 @@ class FilesystemWriter:
             self._producer.resumeProducing()
         self._kick()
 
-    def _drained(self) -> Deferred[None]:
-        if not self._busy and not self._queue:
+    def _not_busy(self) -> Deferred[None]:
+        if not self._busy:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._idle.append(d)
         return d
 
+    def _write_last_and_commit(self, batch: list[bytes], checksums: dict[str, str]) -> ObjectInfo:
+        """Runs on the pool: the last batch, the checks, the commit."""
+        try:
+            self._write_batch(batch)
+            if self._expected_size is not None and self._size != self._expected_size:
+                raise IncompleteBody()
+            digest = self._md5.digest()
+            if self._content_md5 is not None and digest != self._content_md5:
+                raise BadDigest()
+            return self._commit(self._file, self._temp, digest.hex(), checksums)
+        except BaseException:
+            _discard(self._file, self._temp)
+            raise
+
     async def _finish(self, checksums: dict[str, str]) -> ObjectInfo:
-        await self._drained()
+        await self._not_busy()
         if self._error is not None:
             await self.abort()
             self._error.raiseException()
         self._closed = True
-        digest = self._md5.digest()
-        try:
-            if self._expected_size is not None and self._size != self._expected_size:
-                raise IncompleteBody()
-            if self._content_md5 is not None and digest != self._content_md5:
-                raise BadDigest()
-            return await self._storage._run(
-                self._commit, self._file, self._temp, digest.hex(), checksums
-            )
-        except BaseException:
-            await self._storage._run(_discard, self._file, self._temp)
-            raise
+        batch = list(self._queue)
+        self._queue.clear()
+        return await self._storage._run(self._write_last_and_commit, batch, checksums)
 
     def finish(self, checksums: Mapping[str, str] | None = None) -> Deferred[ObjectInfo]:
         return Deferred.fromCoroutine(self._finish(dict(checksums or {})))
@@ -231,7 +243,9 @@ class FilesystemWriter:
             return succeed(None)
         self._closed = True
         self._queue.clear()
-        d = self._drained()
+        # Else _kick keeps sending empty batches to the pool and _not_busy never fires.
+        self._queued = 0
+        d = self._not_busy()
         d.addCallback(lambda _: self._storage._run(_discard, self._file, self._temp))
         return d
 
@@ -620,11 +634,10 @@ class FilesystemStorage:
     def head_object(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
         return self._run(self._head_object, bucket, key)
 
-    def _prepare_write(self, bucket: str, key: str) -> tuple[KeyPath, str, BinaryIO]:
-        path = KeyPath(key)
+    def _prepare_write(self, bucket: str) -> tuple[str, BinaryIO]:
         os.close(self._open_bucket(bucket))
         temp = self._temp_path()
-        return path, temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+        return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
 
     async def _open_writer(
         self,
@@ -634,7 +647,8 @@ class FilesystemStorage:
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> IObjectWriter:
-        path, temp, file = await self._run(self._prepare_write, bucket, key)
+        path = KeyPath(key)
+        temp, file = await self._run(self._prepare_write, bucket)
 
         def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             stored = dataclasses.replace(attributes, checksums=checksums)
@@ -754,26 +768,30 @@ class FilesystemStorage:
         finally:
             os.close(fd)
 
-    def _open_read(self, bucket: str, key: str) -> tuple[ObjectInfo, int | None]:
-        return self._stat_object(bucket, key)
+    def _open_read(self, bucket: str, key: str) -> tuple[ObjectInfo, int | None, bytes]:
+        """The object's info, an open descriptor, and (small objects) all its bytes, in
+        one trip to the pool."""
+        info, fd = self._stat_object(bucket, key)
+        prefetched = b""
+        if fd is not None and info.size <= PREFETCH_LIMIT:
+            try:
+                prefetched = os.pread(fd, info.size, 0)
+            except BaseException:
+                os.close(fd)
+                raise
+        return info, fd, prefetched
 
     async def _open_reader(
         self, bucket: str, key: str, byte_range: ByteRange | None
     ) -> IObjectReader:
-        info, fd = await self._run(self._open_read, bucket, key)
-        position, end = (
-            (0, info.size) if byte_range is None else (byte_range.first, byte_range.last + 1)
-        )
+        info, fd, prefetched = await self._run(self._open_read, bucket, key)
         in_flight: Deferred[bytes] | None = None
         released = False
 
-        def read_chunk() -> Deferred[bytes]:
-            nonlocal position, in_flight
-            if fd is None or position >= end:
+        def read_at(offset: int, size: int) -> Deferred[bytes]:
+            nonlocal in_flight
+            if fd is None:
                 return succeed(b"")
-            size = min(READ_CHUNK, end - position)
-            offset = position
-            position += size
             in_flight = self._run(os.pread, fd, size, offset)
             return in_flight
 
@@ -793,7 +811,7 @@ class FilesystemStorage:
             else:
                 close_fd()
 
-        return ChunkedReader(info, byte_range, read_chunk, release)
+        return ChunkedReader(info, read_at, release, READ_CHUNK, byte_range, prefetched)
 
     def open_reader(
         self, bucket: str, key: str, byte_range: ByteRange | None

@@ -120,17 +120,11 @@ class MemoryWriter:
 
 def _reader_over(info: ObjectInfo, data: bytes, byte_range: ByteRange | None) -> ChunkedReader:
     view = memoryview(data)
-    position, end = (
-        (0, len(data)) if byte_range is None else (byte_range.first, byte_range.last + 1)
-    )
 
-    def read_chunk() -> Deferred[bytes]:
-        nonlocal position
-        chunk = bytes(view[position : min(end, position + READ_CHUNK)])
-        position += len(chunk)
-        return succeed(chunk)
+    def read_at(offset: int, size: int) -> Deferred[bytes]:
+        return succeed(bytes(view[offset : offset + size]))
 
-    return ChunkedReader(info, byte_range, read_chunk, view.release)
+    return ChunkedReader(info, read_at, view.release, READ_CHUNK, byte_range)
 
 
 @implementer(IStorage)

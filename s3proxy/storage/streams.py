@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -15,22 +15,28 @@ from s3proxy.model import ByteRange, ObjectInfo
 
 @implementer(IObjectReader)
 class ChunkedReader:
-    """Pushes chunks from ``read_chunk`` (a Deferred of bytes, b"" at the end) into a
-    consumer, honouring pause/resume. One chunk is read ahead while the consumer sends
-    the previous one, so the disk and the socket work in parallel; memory stays at
-    two chunks whatever the object's size."""
+    """Pushes an object's bytes, read with ``read_at(offset, size)`` (a Deferred of
+    bytes), into a consumer, honouring pause/resume. One chunk is read ahead while the
+    consumer sends the previous one, so the disk and the socket work in parallel;
+    memory stays at two chunks whatever the object's size. ``prefetched`` holds the
+    object's first bytes when the backend read them while opening it (small objects
+    then need no further read)."""
 
     def __init__(
         self,
         info: ObjectInfo,
-        byte_range: ByteRange | None,
-        read_chunk: Callable[[], Deferred[bytes]],
+        read_at: Callable[[int, int], Deferred[bytes]],
         release: Callable[[], None],
+        chunk_size: int,
+        byte_range: ByteRange | None = None,
+        prefetched: bytes = b"",
     ) -> None:
         self.info = info
-        self.byte_range = byte_range
-        self._read_chunk = read_chunk
+        self._read_at = read_at
+        self._chunk_size = chunk_size
+        self._prefetched = prefetched
         self._release = release
+        self.restrict(byte_range)
         self._consumer: IConsumer | None = None
         self._done: Deferred[None] | None = None
         self._paused = False
@@ -49,6 +55,23 @@ class ChunkedReader:
         consumer.registerProducer(self, True)
         self._pump()
         return done
+
+    def restrict(self, byte_range: ByteRange | None) -> None:
+        self.byte_range = byte_range
+        if byte_range is None:
+            self._position, self._stop_at = 0, self.info.size
+        else:
+            self._position, self._stop_at = byte_range.first, byte_range.last + 1
+
+    def _read_chunk(self) -> Deferred[bytes]:
+        if self._position >= self._stop_at:
+            return succeed(b"")
+        offset = self._position
+        size = min(self._chunk_size, self._stop_at - offset)
+        self._position += size
+        if offset + size <= len(self._prefetched):
+            return succeed(self._prefetched[offset : offset + size])
+        return self._read_at(offset, size)
 
     def close(self) -> None:
         if not self._closed:

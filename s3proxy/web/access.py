@@ -25,7 +25,7 @@ from s3proxy.acl import (
     check_grants,
     parse_grant_header,
 )
-from s3proxy.errors import AccessDenied, InvalidRequest
+from s3proxy.errors import AccessDenied, InvalidRequest, S3Error
 from s3proxy.model import BucketInfo, ObjectAttributes, ObjectInfo
 from s3proxy.web.context import S3Context
 from s3proxy.web.headers import object_attributes
@@ -85,11 +85,13 @@ def require(ctx: S3Context, acl: AccessControl, permission: str) -> None:
 
 async def authorize_bucket(ctx: S3Context) -> None:
     """The bucket-level check of the operation in ``ctx.operation``."""
-    if not ctx.enforce or ctx.bucket is None:
+    if not ctx.enforce:
         return
     if ctx.operation in ("CreateBucket", "ListBuckets"):
         if ctx.principal.anonymous:
             raise AccessDenied()
+        return
+    if ctx.bucket is None:
         return
     permission = BUCKET_PERMISSION.get(ctx.operation, "OWNER")
     if permission is None:
@@ -97,6 +99,25 @@ async def authorize_bucket(ctx: S3Context) -> None:
     info: BucketInfo = await ctx.storage.head_bucket(ctx.bucket)
     ctx.bucket_info = info
     require(ctx, bucket_acl(ctx, info), permission)
+
+
+# Operations on the key in the request's path that fail with NoSuchKey when it is missing.
+_KEY_OPERATIONS = frozenset({"GetObject", "HeadObject", "GetObjectAcl", "PutObjectAcl"})
+
+
+async def conceal_missing_key(ctx: S3Context) -> None:
+    """Called when the key an operation names is missing: as S3 does, answer
+    AccessDenied rather than NoSuchKey to whoever may not list the bucket (READ on
+    it), so nobody can probe which keys a private bucket holds."""
+    if not ctx.enforce or ctx.bucket is None or ctx.operation not in _KEY_OPERATIONS:
+        return
+    info = ctx.bucket_info
+    if info is None:
+        try:
+            info = await ctx.storage.head_bucket(ctx.bucket)
+        except S3Error:
+            return
+    require(ctx, bucket_acl(ctx, info), "READ")
 
 
 async def authorize_object(ctx: S3Context, bucket: str, info: ObjectInfo, permission: str) -> None:

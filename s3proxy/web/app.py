@@ -10,6 +10,7 @@ and ``_dispatch`` picks the operation from the table.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -35,6 +36,7 @@ from s3proxy.errors import (
     InvalidURI,
     MethodNotAllowed,
     NoSuchBucket,
+    NoSuchKey,
     NotImplementedError_,
     NotModified,
     S3Error,
@@ -42,7 +44,11 @@ from s3proxy.errors import (
 from s3proxy.interfaces import IStorage
 from s3proxy.names import is_valid_bucket_name
 from s3proxy.web import acl_ops, bucket_ops, multipart_ops, object_ops, xml
-from s3proxy.web.access import authorize_bucket, principal_for_open_mode
+from s3proxy.web.access import (
+    authorize_bucket,
+    conceal_missing_key,
+    principal_for_open_mode,
+)
 from s3proxy.web.awschunked import ChunkSignatures
 from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response
@@ -101,8 +107,13 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # also the -TRAILER variant
 
 
+_REQUEST_IDS = itertools.count(int.from_bytes(os.urandom(4), "big") << 32)
+
+
 def new_request_id() -> str:
-    return os.urandom(8).hex().upper()
+    """Unique within the process and unpredictable across processes, without a
+    system call per request."""
+    return f"{next(_REQUEST_IDS) & 0xFFFFFFFFFFFFFFFF:016X}"
 
 
 def split_target(raw_path: bytes, prefix: str) -> tuple[str | None, str | None]:
@@ -164,6 +175,8 @@ class S3Application:
         # None: open mode (any or no signature accepted, nothing enforced).
         self.users = users
         self.known_emails = {u.email for u in (users or {}).values() if u.email}
+        # x-amz-id-2 names the serving host (process), as S3's does.
+        self._host_id = base64.b64encode(os.urandom(24)).decode()
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
@@ -254,7 +267,7 @@ class S3Application:
     async def _serve(self, request: S3Request) -> None:
         request_id = new_request_id()
         request.setHeader("x-amz-request-id", request_id)
-        request.setHeader("x-amz-id-2", base64.b64encode(os.urandom(24)).decode())
+        request.setHeader("x-amz-id-2", self._host_id)
         request.setHeader("Server", "s3proxy")
         request.defaultContentType = None
         resource = "/"
@@ -270,7 +283,11 @@ class S3Application:
                 request.body.check_with(checks)
             request.body.arm(self._chunk_signatures(ctx))
             await authorize_bucket(ctx)
-            response = await handler(ctx)
+            try:
+                response = await handler(ctx)
+            except NoSuchKey:
+                await conceal_missing_key(ctx)
+                raise
         except CancelledError:
             return  # the client went away; the handler cleaned up
         except S3Error as e:

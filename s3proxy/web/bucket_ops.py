@@ -7,7 +7,13 @@ import binascii
 from typing import Any
 from urllib.parse import quote
 
-from s3proxy.errors import InvalidArgument, MalformedXML, S3Error
+from s3proxy.errors import (
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    InvalidArgument,
+    MalformedXML,
+    S3Error,
+)
 from s3proxy.model import ListPage, ObjectInfo
 from s3proxy.names import check_bucket_name, check_key
 from s3proxy.web import xml
@@ -18,10 +24,26 @@ MAX_KEYS = 1000
 MAX_DELETE_KEYS = 1000
 
 
-def owner_element(ctx: S3Context) -> Any:
-    return xml.element(
-        "Owner", ("ID", ctx.settings.owner_id), ("DisplayName", ctx.settings.owner_name)
-    )
+def owner_element(ctx: S3Context, owner: tuple[str, str] | None = None) -> Any:
+    """An <Owner> of ``owner`` (id, display name); by default the configured owner."""
+    owner_id, owner_name = owner or (ctx.settings.owner_id, ctx.settings.owner_name)
+    return xml.element("Owner", ("ID", owner_id), ("DisplayName", owner_name))
+
+
+def _requester(ctx: S3Context) -> tuple[str, str] | None:
+    """The signed-in user, when users are configured."""
+    who = ctx.principal
+    if ctx.enforce and who.user_id is not None:
+        return who.user_id, who.display_name
+    return None
+
+
+def _object_owner(ctx: S3Context, info: ObjectInfo) -> tuple[str, str] | None:
+    """Who owns a listed object: its ACL's owner, else its bucket's."""
+    acl = info.attributes.acl
+    if acl is None and ctx.bucket_info is not None:
+        acl = bucket_acl(ctx, ctx.bucket_info)
+    return (acl.owner_id, acl.owner_name) if acl is not None else None
 
 
 async def list_buckets(ctx: S3Context) -> S3Response:
@@ -31,7 +53,7 @@ async def list_buckets(ctx: S3Context) -> S3Response:
     return xml_response(
         xml.document(
             "ListAllMyBucketsResult",
-            owner_element(ctx),
+            owner_element(ctx, _requester(ctx)),
             xml.element(
                 "Buckets",
                 [
@@ -53,7 +75,14 @@ async def create_bucket(ctx: S3Context) -> S3Response:
         config = xml.parse(body, "CreateBucketConfiguration")
         # Any LocationConstraint is accepted: data stays where this daemon keeps it.
         xml.child_text(config, "LocationConstraint")
-    await ctx.storage.create_bucket(bucket, acl_from_headers(ctx, owner_of_new(ctx)))
+    try:
+        await ctx.storage.create_bucket(bucket, acl_from_headers(ctx, owner_of_new(ctx)))
+    except BucketAlreadyOwnedByYou:
+        if ctx.enforce:  # owned by you, or by someone else
+            existing = await ctx.storage.head_bucket(bucket)
+            if bucket_acl(ctx, existing).owner_id != ctx.principal.user_id:
+                raise BucketAlreadyExists(BucketName=bucket) from None
+        raise
     return S3Response(headers=[("Location", f"/{bucket}")])
 
 
@@ -124,7 +153,7 @@ def _contents(ctx: S3Context, page: ListPage, encode: Any, owner: bool) -> list[
             ("LastModified", xml.iso8601(info.last_modified)),
             ("ETag", info.quoted_etag),
             ("Size", info.size),
-            owner_element(ctx) if owner else None,
+            owner_element(ctx, _object_owner(ctx, info)) if owner else None,
             ("StorageClass", info.storage_class),
         )
 

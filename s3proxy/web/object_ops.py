@@ -12,7 +12,6 @@ from s3proxy.errors import (
     InvalidPartNumber,
     InvalidRange,
     InvalidRequest,
-    S3Error,
 )
 from s3proxy.interfaces import IObjectReader, IObjectWriter
 from s3proxy.model import ByteRange, ObjectInfo
@@ -145,20 +144,18 @@ async def copy_object(ctx: S3Context) -> S3Response:
 async def _open_for_read(ctx: S3Context) -> tuple[IObjectReader, ByteRange | None]:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    info: ObjectInfo = await ctx.storage.head_object(bucket, key)
-    await authorize_object(ctx, bucket, info, "READ")
-    check_preconditions(ctx.headers, info)
-    byte_range = _range(ctx, info)
-    reader: IObjectReader = await ctx.storage.open_reader(bucket, key, byte_range)
-    if reader.info.etag != info.etag:
-        # Replaced between HEAD and open: judge the conditions on what is served.
-        try:
-            check_preconditions(ctx.headers, reader.info)
-            if _range(ctx, reader.info) != byte_range:
-                raise InvalidRequest("The object changed while it was being opened; retry.")
-        except S3Error:
-            reader.close()
-            raise
+    # Opened first, then judged on what it is: the conditions and the range apply to
+    # exactly the version that will be served.
+    reader: IObjectReader = await ctx.storage.open_reader(bucket, key, None)
+    try:
+        info: ObjectInfo = reader.info
+        await authorize_object(ctx, bucket, info, "READ")
+        check_preconditions(ctx.headers, info)
+        byte_range = _range(ctx, info)
+    except BaseException:
+        reader.close()
+        raise
+    reader.restrict(byte_range)
     return reader, byte_range
 
 

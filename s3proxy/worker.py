@@ -1,0 +1,45 @@
+"""A worker process of ``--workers N`` (started by ``s3proxy.workers``):
+``python -m s3proxy.worker FDS FAMILIES INDEX [s3proxy options]``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from twisted.internet import reactor
+from twisted.logger import globalLogBeginner, textFileLogObserver
+
+
+def main(argv: list[str]) -> None:
+    from s3proxy.tap import Options, make_serving_service
+
+    fds = [int(f) for f in argv[1].split(",") if f]
+    families = [int(f) for f in argv[2].split(",") if f]
+    index = int(argv[3])
+    config = Options()
+    config.parseOptions(argv[4:])
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    endpoints = [AdoptedPort(fd, family) for fd, family in zip(fds, families, strict=True)]
+    service = make_serving_service(config, reactor, endpoints, worker_index=index)
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    # The supervisor stops us with SIGTERM; Twisted's handler stops the reactor cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reactor.run()
+
+
+class AdoptedPort:
+    """A server endpoint that listens on an inherited, already listening socket."""
+
+    def __init__(self, fd: int, family: int) -> None:
+        self.fd = fd
+        self.family = family
+
+    def listen(self, factory: object) -> object:
+        from twisted.internet.defer import succeed
+
+        return succeed(reactor.adoptStreamPort(self.fd, self.family, factory))  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,171 @@
+"""``--workers N``: N processes serving one set of listening sockets.
+
+The first process binds every ``tcp:`` listen endpoint itself, starts N workers
+(``python -m s3proxy.worker``) that inherit the sockets as file descriptors and adopt
+them into their reactors, and restarts any worker that dies. All state lives in the
+storage (the filesystem root or the upstream store), so any worker can serve any
+request. The kernel spreads new connections over the workers waiting in accept().
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sys
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+RESTART_DELAY = 1.0
+STOP_GRACE = 10.0
+
+
+def tcp_address(description: str) -> tuple[str, int, int]:
+    """(interface, port, backlog) of a ``tcp:`` endpoint description."""
+    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
+    if parts[0] != "tcp":
+        raise ValueError(f"only tcp: endpoints can be shared by workers, not {description!r}")
+    interface, port, backlog = "", None, 1024
+    for part in parts[1:]:
+        name, eq, value = part.partition("=")
+        if not eq:
+            port = int(part)
+        elif name == "port":
+            port = int(value)
+        elif name == "interface":
+            interface = value
+        elif name == "backlog":
+            backlog = int(value)
+    if port is None:
+        raise ValueError(f"no port in {description!r}")
+    return interface, port, backlog
+
+
+def bind(description: str) -> socket.socket:
+    interface, port, backlog = tcp_address(description)
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((interface or ("::" if family == socket.AF_INET6 else ""), port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+class _Worker(ProcessProtocol):
+    def __init__(self, supervisor: WorkerSupervisor, index: int) -> None:
+        self.supervisor = supervisor
+        self.index = index
+        self.ended: Deferred[None] = Deferred()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(None)
+        self.supervisor.worker_ended(self, reason)
+
+
+class WorkerSupervisor(Service):
+    log = Logger()
+
+    def __init__(self, reactor: Any, listen: list[str], args: list[str], count: int) -> None:
+        self.reactor = reactor
+        self.listen = listen
+        self.args = _without_workers(args)
+        self.count = count
+        self.sockets: list[socket.socket] = []
+        self.workers: dict[int, _Worker] = {}
+
+    def startService(self) -> None:
+        super().startService()
+        self.sockets = [bind(d) for d in self.listen]
+        for index in range(self.count):
+            self._spawn(index)
+
+    def _spawn(self, index: int) -> None:
+        if not self.running:
+            return
+        fds = {0: 0, 1: 1, 2: 2}
+        inherited = []
+        for offset, sock in enumerate(self.sockets):
+            fds[3 + offset] = sock.fileno()
+            inherited.append(str(3 + offset))
+        families = [str(int(s.family)) for s in self.sockets]
+        worker = _Worker(self, index)
+        argv = [
+            sys.executable,
+            "-m",
+            "s3proxy.worker",
+            ",".join(inherited),
+            ",".join(families),
+            str(index),
+            *self.args,
+        ]
+        process = self.reactor.spawnProcess(
+            worker, sys.executable, argv, env=dict(os.environ), childFDs=fds
+        )
+        self.workers[index] = worker
+        self.log.info("started worker {index} (pid {pid})", index=index, pid=process.pid)
+
+    def worker_ended(self, worker: _Worker, reason: Failure) -> None:
+        if self.workers.get(worker.index) is worker:
+            del self.workers[worker.index]
+        if self.running:
+            self.log.warn(
+                "worker {index} ended ({reason}); restarting it",
+                index=worker.index,
+                reason=reason.getErrorMessage(),
+            )
+            self.reactor.callLater(RESTART_DELAY, self._spawn, worker.index)
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        workers = list(self.workers.values())
+        for worker in workers:
+            _signal(worker, signal.SIGTERM)
+
+        def kill_all() -> None:
+            for worker in workers:
+                _signal(worker, signal.SIGKILL)
+
+        kill = self.reactor.callLater(STOP_GRACE, kill_all)
+        done = DeferredList([w.ended for w in workers])
+
+        def finished(result: object) -> object:
+            if kill.active():
+                kill.cancel()
+            for sock in self.sockets:
+                sock.close()
+            return result
+
+        return done.addBoth(finished)
+
+
+def _signal(worker: _Worker, number: int) -> None:
+    transport: Any = worker.transport
+    if transport is not None and transport.pid is not None:
+        try:
+            os.kill(transport.pid, number)
+        except ProcessLookupError:
+            pass
+
+
+def _without_workers(args: list[str]) -> list[str]:
+    """The options a worker gets: everything but --workers."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--workers", "-w"):
+            skip = True
+            continue
+        if arg.startswith("--workers=") or (arg.startswith("-w") and len(arg) > 2):
+            continue
+        out.append(arg)
+    return out

@@ -1,0 +1,101 @@
+"""``--workers N``: several processes share the listening socket, on one root, and
+the first one restarts a worker that dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.integration.conftest import boto3_client
+from tests.integration.daemon import Daemon, twistd_command
+
+
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_two_workers_share_the_socket_and_the_root(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon = make_daemon(None, "--workers", "2", "--no-fsync")
+    wait_for(lambda: len(children(daemon.pid)) == 2)
+    s3 = boto3_client(daemon.endpoint)
+    s3.create_bucket(Bucket="shared")
+    bodies = {f"key-{i}": os.urandom(100 + i) for i in range(40)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket="shared", Key=key, Body=body)
+    # Fresh clients open new connections, which the kernel spreads over the workers.
+    for key, body in bodies.items():
+        assert (
+            boto3_client(daemon.endpoint).get_object(Bucket="shared", Key=key)["Body"].read()
+            == body
+        )
+    listed = s3.list_objects_v2(Bucket="shared")["Contents"]
+    assert sorted(o["Key"] for o in listed) == sorted(bodies)
+    assert (daemon.root if hasattr(daemon, "root") else daemon.workdir / "data").exists()
+
+
+def test_a_dead_worker_is_restarted(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(None, "--workers", "2", "--no-fsync")
+    wait_for(lambda: len(children(daemon.pid)) == 2)
+    before = children(daemon.pid)
+    os.kill(before[0], signal.SIGKILL)
+    wait_for(lambda: len(children(daemon.pid)) == 2 and before[0] not in children(daemon.pid))
+    s3 = boto3_client(daemon.endpoint)
+    s3.create_bucket(Bucket="after-restart")
+    for i in range(10):
+        s3.put_object(Bucket="after-restart", Key=f"k{i}", Body=b"x")
+    assert s3.list_objects_v2(Bucket="after-restart")["KeyCount"] == 10
+
+
+def test_stopping_the_supervisor_stops_every_worker(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(None, "--workers", "3", "--no-fsync")
+    wait_for(lambda: len(children(daemon.pid)) == 3)
+    workers = children(daemon.pid)
+    daemon.stop()
+    for pid in workers:
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_need_tcp_endpoints(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *twistd_command(),
+            "-n",
+            "--pidfile=",
+            "s3proxy",
+            "--workers",
+            "2",
+            "--backend",
+            f"file:{tmp_path}",
+            "--listen",
+            f"unix:{tmp_path / 'sock'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "only tcp: endpoints can be shared by workers" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

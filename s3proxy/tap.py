@@ -143,11 +143,6 @@ class Options(usage.Options):
                 except ValueError as e:
                     raise usage.UsageError(f"--workers: {e}") from None
         self["users"] = None
-        if self["credentials"]:
-            try:
-                self["users"] = load_credentials(self["credentials"])
-            except CredentialsError as e:
-                raise usage.UsageError(str(e)) from None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -236,8 +231,19 @@ def warn_if_open(users: object, listen: list[str]) -> None:
         sys.stderr.write(f"s3proxy: {message}\n")
 
 
+def load_users(config: Options) -> None:
+    """Read --credentials; a bad file stops the daemon with one line (no usage text)."""
+    if config["credentials"] and config["users"] is None:
+        try:
+            config["users"] = load_credentials(config["credentials"])
+        except CredentialsError as e:
+            sys.stderr.write(f"s3proxy: {e}\n")
+            raise SystemExit(1) from None
+
+
 def makeService(config: Options, reactor: Any = None) -> IService:
     reactor = reactor or global_reactor
+    load_users(config)
     if config["workers"] > 1:
         warn_if_open(config["users"], config["listen"])
         print(
@@ -256,6 +262,7 @@ def make_serving_service(
 ) -> MultiService:
     """The service tree of a process that serves requests: the thread pool, the
     storage, the application and one listening service per endpoint."""
+    load_users(config)
     service = MultiService()
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)

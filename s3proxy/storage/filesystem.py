@@ -166,7 +166,7 @@ class FilesystemWriter:
     def _kick(self) -> None:
         if self._busy:
             return
-        if self._error is not None or self._queued < WRITE_BATCH_MIN:
+        if self._error is not None or not self._queue or self._queued < WRITE_BATCH_MIN:
             # Not worth a trip to the pool yet: finish() writes what is left itself.
             idle, self._idle = self._idle, []
             for d in idle:

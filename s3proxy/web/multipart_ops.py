@@ -98,14 +98,14 @@ async def list_parts(ctx: S3Context) -> S3Response:
     max_parts = min(query_int(ctx, "max-parts", MAX_LISTED_PARTS), MAX_LISTED_PARTS)
     marker = query_int(ctx, "part-number-marker", 0)
     upload, page = await ctx.storage.list_parts(bucket, key, upload_id, marker, max_parts)
-    owner = owner_element(ctx)
+    owner = owner_element(ctx, _upload_owner(upload))
     return xml_response(
         xml.document(
             "ListPartsResult",
             ("Bucket", bucket),
             ("Key", key),
             ("UploadId", upload_id),
-            xml.element("Initiator", *owner_element(ctx)),
+            xml.element("Initiator", *owner_element(ctx, _upload_owner(upload))),
             owner,
             ("StorageClass", "STANDARD"),
             ("PartNumberMarker", marker),
@@ -193,8 +193,8 @@ async def list_multipart_uploads(ctx: S3Context) -> S3Response:
             "Upload",
             ("Key", upload.key),
             ("UploadId", upload.upload_id),
-            xml.element("Initiator", *owner_element(ctx)),
-            owner_element(ctx),
+            xml.element("Initiator", *owner_element(ctx, _upload_owner(upload))),
+            owner_element(ctx, _upload_owner(upload)),
             ("StorageClass", "STANDARD"),
             ("Initiated", xml.iso8601(upload.initiated)),
         )
@@ -223,3 +223,9 @@ def checksum_elements(checksums: dict[str, str]) -> list[tuple[str, str]]:
         ("Checksum" + name[len("x-amz-checksum-") :].upper(), value)
         for name, value in sorted(checksums.items())
     ]
+
+
+def _upload_owner(upload: UploadInfo) -> tuple[str, str] | None:
+    """Who started an upload (the owner its object will have), if known."""
+    acl = upload.attributes.acl
+    return (acl.owner_id, acl.owner_name) if acl is not None else None

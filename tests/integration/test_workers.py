@@ -99,3 +99,36 @@ def test_workers_need_tcp_endpoints(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "only tcp: endpoints can be shared by workers" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unix_socket_endpoint(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    """--listen takes any Twisted endpoint string, a unix socket among them."""
+    sock = tmp_path / "s3.sock"
+    daemon = make_daemon(None, "--listen", f"unix:{sock}", "--no-fsync")
+    wait_for(sock.exists)
+    put = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            str(sock),
+            "-X",
+            "PUT",
+            "http://localhost/over-unix",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert put.stdout == "200"
+    # The same daemon, over its tcp endpoint, sees the bucket.
+    assert (
+        boto3_client(daemon.endpoint).head_bucket(Bucket="over-unix")["ResponseMetadata"][
+            "HTTPStatusCode"
+        ]
+        == 200
+    )

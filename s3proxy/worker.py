@@ -10,9 +10,23 @@ from twisted.internet import reactor
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the supervisor dies, even by SIGKILL, so no worker
+    outlives it holding the port."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str]) -> None:
     from s3proxy.tap import Options, make_serving_service
 
+    _die_with_parent()
     fds = [int(f) for f in argv[1].split(",") if f]
     families = [int(f) for f in argv[2].split(",") if f]
     index = int(argv[3])

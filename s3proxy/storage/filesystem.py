@@ -115,26 +115,27 @@ class FilesystemWriter:
     """Writes arriving chunks to a temporary file on the thread pool, in batches: one
     batch in flight at a time, the client paused while too much is queued.
 
-    Everything blocking happens on the pool: the backend checks the target and creates
-    the temporary file (``temp``, ``file``) before the writer exists, and the last
-    batch, the checks and ``commit(file, temp path, etag, checksums)`` run as one job,
-    so a small upload costs two trips to the pool."""
+    Everything blocking happens on the pool: ``prepare()`` (check the target, create
+    the temporary file) runs with the first batch, and the last batch, the checks and
+    ``commit(file, temp path, etag, checksums)`` run as one job, so a small upload
+    costs a single trip to the pool. (A trip costs the reactor more than the file
+    system calls of a small upload: waking a pool thread hands the GIL over.)"""
 
     def __init__(
         self,
         storage: FilesystemStorage,
-        temp: str,
-        file: BinaryIO,
+        prepare: Callable[[], tuple[str, BinaryIO]],
         commit: Callable[[BinaryIO, str, str, dict[str, str]], ObjectInfo],
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> None:
         self._storage = storage
+        self._prepare = prepare
         self._commit = commit
         self._content_md5 = content_md5
         self._expected_size = expected_size
-        self._temp = temp
-        self._file = file
+        self._temp: str | None = None
+        self._file: BinaryIO | None = None
         self._md5 = hashlib.md5()
         self._size = 0
         self._queue: deque[bytes] = deque()
@@ -180,6 +181,8 @@ class FilesystemWriter:
 
     def _write_batch(self, batch: list[bytes]) -> None:
         """Runs on the pool."""
+        if self._file is None:
+            self._temp, self._file = self._prepare()
         for chunk in batch:
             self._md5.update(chunk)
             self._size += len(chunk)
@@ -215,6 +218,7 @@ class FilesystemWriter:
         """Runs on the pool: the last batch, the checks, the commit."""
         try:
             self._write_batch(batch)
+            assert self._file is not None and self._temp is not None
             if self._expected_size is not None and self._size != self._expected_size:
                 raise IncompleteBody()
             digest = self._md5.digest()
@@ -222,7 +226,8 @@ class FilesystemWriter:
                 raise BadDigest()
             return self._commit(self._file, self._temp, digest.hex(), checksums)
         except BaseException:
-            _discard(self._file, self._temp)
+            if self._temp is not None:
+                _discard(self._file, self._temp)
             raise
 
     async def _finish(self, checksums: dict[str, str]) -> ObjectInfo:
@@ -246,8 +251,13 @@ class FilesystemWriter:
         # Else _kick keeps sending empty batches to the pool and _not_busy never fires.
         self._queued = 0
         d = self._not_busy()
-        d.addCallback(lambda _: self._storage._run(_discard, self._file, self._temp))
+        d.addCallback(lambda _: self._discard_temp())
         return d
+
+    def _discard_temp(self) -> Deferred[None] | None:
+        if self._temp is None:
+            return None  # never prepared: nothing on disk
+        return self._storage._run(_discard, self._file, self._temp)
 
 
 def _discard(file: BinaryIO | None, temp: str) -> None:
@@ -286,6 +296,8 @@ class FilesystemStorage:
         self._sweep_temporary_files()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
+        # Buckets seen to exist, so writes to them need no extra trip to the pool.
+        self._known_buckets: set[str] = set()
 
     # -- start-up ---------------------------------------------------------------
 
@@ -462,6 +474,7 @@ class FilesystemStorage:
     def _delete_bucket(self, bucket: str) -> None:
         path = self._bucket_path(bucket)
         os.close(self._open_bucket(bucket))
+        self._known_buckets.discard(bucket)
         if self._has_object(bucket, path, ""):
             raise BucketNotEmpty(BucketName=bucket)
         # Only rmdir, bottom-up: a file that arrives meanwhile makes this fail, so a
@@ -636,8 +649,13 @@ class FilesystemStorage:
 
     def _prepare_write(self, bucket: str) -> tuple[str, BinaryIO]:
         os.close(self._open_bucket(bucket))
+        self._known_buckets.add(bucket)
         temp = self._temp_path()
         return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+
+    def _check_bucket(self, bucket: str) -> None:
+        os.close(self._open_bucket(bucket))
+        self._known_buckets.add(bucket)
 
     async def _open_writer(
         self,
@@ -648,13 +666,19 @@ class FilesystemStorage:
         expected_size: int | None,
     ) -> IObjectWriter:
         path = KeyPath(key)
-        temp, file = await self._run(self._prepare_write, bucket)
+        if bucket not in self._known_buckets:
+            # Fail before reading a body for a bucket that is not there. A bucket seen
+            # before is not checked again: if another process deleted it meanwhile,
+            # the commit fails with NoSuchBucket instead.
+            await self._run(self._check_bucket, bucket)
 
         def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             stored = dataclasses.replace(attributes, checksums=checksums)
             return self._seal_and_commit(file, temp, bucket, path, stored, etag)
 
-        return FilesystemWriter(self, temp, file, commit, content_md5, expected_size)
+        return FilesystemWriter(
+            self, lambda: self._prepare_write(bucket), commit, content_md5, expected_size
+        )
 
     def open_writer(
         self,
@@ -971,14 +995,21 @@ class FilesystemStorage:
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> IObjectWriter:
-        temp, file = await self._run(self.uploads.prepare_part, bucket, key, upload_id)
+        # The upload must exist now: no body is read into an upload that is gone.
+        await self._run(self.uploads.check, bucket, key, upload_id)
 
         def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             return self.uploads.commit_part(
                 file, temp, bucket, upload_id, part_number, etag, checksums
             )
 
-        return FilesystemWriter(self, temp, file, commit, content_md5, expected_size)
+        return FilesystemWriter(
+            self,
+            lambda: self.uploads.prepare_part(bucket, key, upload_id),
+            commit,
+            content_md5,
+            expected_size,
+        )
 
     def open_part_writer(
         self,

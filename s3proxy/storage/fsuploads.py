@@ -177,6 +177,9 @@ class FilesystemUploads:
             os.unlink(temp)
             raise
 
+    def check(self, bucket: str, key: str, upload_id: str) -> None:
+        self._load(bucket, key, upload_id)
+
     def prepare_part(self, bucket: str, key: str, upload_id: str) -> tuple[str, BinaryIO]:
         self._load(bucket, key, upload_id)
         temp = self._storage._temp_path()

@@ -1150,8 +1150,9 @@ async def test_fs_temporary_files_stay_hidden(fs_storage: FilesystemStorage) -> 
     await make_bucket(fs_storage)
     await put(fs_storage, "done", b"x")
     writer = await fs_storage.open_writer(BUCKET, "pending", ObjectAttributes(), None, None)
-    writer.write(payload(1000))
-    await sleep(0.01)
+    # Enough to be written out at once (smaller writes wait for more, or for finish).
+    writer.write(payload(1024 * 1024))
+    await sleep(0.05)
     assert temp_files(fs_storage) != []  # the upload is really under way
     assert [b.name for b in await fs_storage.list_buckets()] == [BUCKET]
     for delimiter in ("", "/"):

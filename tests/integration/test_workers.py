@@ -132,3 +132,12 @@ def test_unix_socket_endpoint(make_daemon: Callable[..., Daemon], tmp_path: Path
         ]
         == 200
     )
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(None, "--workers", "2", "--no-fsync")
+    wait_for(lambda: len(children(daemon.pid)) == 2)
+    workers = children(daemon.pid)
+    os.kill(daemon.pid, signal.SIGKILL)
+    for pid in workers:
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -18,9 +19,12 @@ def _die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM))
     except (OSError, AttributeError):
         pass
+    # The supervisor may have died before the line above ran.
+    if os.getppid() != int(os.environ.get("S3PROXY_SUPERVISOR_PID", os.getppid())):
+        sys.exit(0)
 
 
 def main(argv: list[str]) -> None:

@@ -23,7 +23,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 RESTART_DELAY = 1.0
-STOP_GRACE = 10.0
+# Workers still busy this long after SIGTERM get SIGKILL (a worker that got SIGTERM
+# while still starting up may have missed it).
+STOP_GRACE = 5.0
 
 
 def tcp_address(description: str) -> tuple[str, int, int]:
@@ -105,9 +107,8 @@ class WorkerSupervisor(Service):
             str(index),
             *self.args,
         ]
-        process = self.reactor.spawnProcess(
-            worker, sys.executable, argv, env=dict(os.environ), childFDs=fds
-        )
+        env = dict(os.environ, S3PROXY_SUPERVISOR_PID=str(os.getpid()))
+        process = self.reactor.spawnProcess(worker, sys.executable, argv, env=env, childFDs=fds)
         self.workers[index] = worker
         self.log.info("started worker {index} (pid {pid})", index=index, pid=process.pid)
 

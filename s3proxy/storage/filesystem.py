@@ -13,6 +13,7 @@ when complete and verified. All blocking calls run on the daemon's thread pool.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import errno
 import hashlib
@@ -20,9 +21,10 @@ import json
 import mimetypes
 import os
 import stat
+import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import BinaryIO, TypeVar, cast
 
@@ -103,6 +105,88 @@ class KeyPath:
                 )
         self.parents = parts[:-1]
         self.name = parts[-1]
+
+
+class DirectoryCache:
+    """Sorted directory listings, kept while the directory's mtime is unchanged (any
+    entry added, removed or renamed changes it). Paging through a large directory then
+    reads and sorts it once, not once per page."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[int, list[str], list[bool]]] = OrderedDict()
+
+    def entries(self, path: str) -> tuple[list[str], list[bool]] | None:
+        """(names, is-directory flags) in S3 key order, or None if unreadable."""
+        try:
+            mtime = os.stat(path, follow_symlinks=False).st_mtime_ns
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == mtime:
+                self._cache.move_to_end(path)
+                return cached[1], cached[2]
+        try:
+            scanned = list(os.scandir(path))
+        except OSError:
+            return None
+        rows = []
+        for entry in scanned:
+            name = entry.name
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                continue  # not a UTF-8 name: no S3 key can name it
+            if not is_xml_safe(name):
+                continue  # a name no S3 key can have (control characters)
+            if entry.is_dir(follow_symlinks=False):
+                rows.append((name + "/", name, True))
+            elif entry.is_file(follow_symlinks=False):
+                rows.append((name, name, False))
+        rows.sort()
+        names = [r[1] for r in rows]
+        dirs = [r[2] for r in rows]
+        with self._lock:
+            self._cache[path] = (mtime, names, dirs)
+            self._cache.move_to_end(path)
+            while len(self._cache) > self.SIZE:
+                self._cache.popitem(last=False)
+        return names, dirs
+
+
+def _first_relevant(
+    names: list[str], dirs: list[bool], dir_key: str, prefix: str, marker: str
+) -> int:
+    """Index of the first entry that can hold a key after ``marker`` with ``prefix``."""
+    sort_keys = _SortKeys(names, dirs)
+    start = 0
+    for bound in (marker, prefix):
+        if not bound.startswith(dir_key) or bound <= dir_key:
+            continue
+        local = bound[len(dir_key) :]
+        index = bisect.bisect_left(sort_keys, local)
+        # A directory sorting just before may hold keys beyond the bound.
+        if index > 0 and dirs[index - 1] and local.startswith(names[index - 1] + "/"):
+            index -= 1
+        start = max(start, index)
+    return start
+
+
+class _SortKeys:
+    """The sort keys (name, or name + "/" for directories) as a sequence for bisect."""
+
+    def __init__(self, names: list[str], dirs: list[bool]) -> None:
+        self._names = names
+        self._dirs = dirs
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, index: int) -> str:
+        return self._names[index] + "/" if self._dirs[index] else self._names[index]
 
 
 def _foreign_etag(st: os.stat_result) -> str:
@@ -296,6 +380,7 @@ class FilesystemStorage:
         self._sweep_temporary_files()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
+        self._directories = DirectoryCache()
         # Buckets seen to exist, so writes to them need no extra trip to the pool.
         self._known_buckets: set[str] = set()
 
@@ -522,27 +607,26 @@ class FilesystemStorage:
         """Objects under ``dir_path`` in S3 order, reading only directories that can
         hold keys with ``prefix`` after ``marker``. With ``by_dir`` (delimiter "/"),
         directories past the prefix are reported as common prefixes unread."""
-        try:
-            scanned = list(os.scandir(dir_path))
-        except OSError:
+        listing = self._directories.entries(dir_path)
+        if listing is None:
             return
-        entries = []
-        for entry in scanned:
-            try:
-                entry.name.encode("utf-8")
-            except UnicodeEncodeError:
-                continue  # not a UTF-8 name: no S3 key can name it
-            if not is_xml_safe(entry.name):
-                continue  # a name no S3 key can have (control characters)
-            if entry.is_dir(follow_symlinks=False):
-                entries.append((f"{dir_key}{entry.name}/", entry, True))
-            elif entry.is_file(follow_symlinks=False):
-                entries.append((f"{dir_key}{entry.name}", entry, False))
-        entries.sort(key=lambda e: e[0])
-        for key, entry, is_dir in entries:
+        names, dirs = listing
+        # Keys below this directory are dir_key + name (+ "/" for directories), so the
+        # entries are in key order; skip straight to the first that can matter.
+        start = _first_relevant(names, dirs, dir_key, prefix, marker)
+        for index in range(start, len(names)):
+            name, is_dir = names[index], dirs[index]
+            key = f"{dir_key}{name}/" if is_dir else f"{dir_key}{name}"
+            if not key.startswith(prefix) and key > prefix:
+                return  # past every key with the prefix
+            path = os.path.join(dir_path, name)
             if not is_dir:
                 if key > marker and key.startswith(prefix):
-                    yield self._info(bucket, key, entry.path, entry.stat(follow_symlinks=False))
+                    try:
+                        st = os.stat(path, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted since the directory was read
+                    yield self._info(bucket, key, path, st)
                 continue
             # Every key below this directory starts with ``key``.
             if not (key.startswith(prefix) or prefix.startswith(key)):
@@ -551,16 +635,18 @@ class FilesystemStorage:
                 continue
             if by_dir and key.startswith(prefix) and key != prefix:
                 if key > marker and (
-                    self._is_marker(bucket, key, entry.path)
-                    or self._has_object(bucket, entry.path, key)
+                    self._is_marker(bucket, key, path) or self._has_object(bucket, path, key)
                 ):
                     yield CommonPrefix(key)
                 continue
             if key.startswith(prefix) and key > marker:
-                record = self.metadata.load(bucket, key, entry.path)
+                record = self.metadata.load(bucket, key, path)
                 if record is not None and record.marker:
-                    yield self._info(bucket, key, entry.path, entry.stat(follow_symlinks=False))
-            yield from self._walk(bucket, entry.path, key, prefix, marker, by_dir)
+                    try:
+                        yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
+                    except FileNotFoundError:
+                        pass
+            yield from self._walk(bucket, path, key, prefix, marker, by_dir)
 
     def _list_objects(
         self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int

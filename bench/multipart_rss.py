@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from servers import free_port, twistd_command
+
 MB = 1_000_000
 BLOCK_SIZE = 1024 * 1024
 SEND_SIZE = 256 * 1024
@@ -48,24 +50,7 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-# -- the daemon (as tests/integration/daemon.py starts it) -----------------------------
-
-
-def twistd_command() -> list[str]:
-    beside = Path(sys.executable).with_name("twistd")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("twistd")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# -- the daemon (started as bench/servers.py starts it) ---------------------------------
 
 
 def vm_rss(pid: int) -> int:

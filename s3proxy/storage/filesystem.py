@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import mimetypes
@@ -187,6 +188,13 @@ class _SortKeys:
 
     def __getitem__(self, index: int) -> str:
         return self._names[index] + "/" if self._dirs[index] else self._names[index]
+
+
+@functools.lru_cache(maxsize=1024)
+def _owner_only(owner_id: str, owner_name: str) -> ObjectAttributes:
+    """Shared attributes naming just an owner, for listing entries."""
+    acl = AccessControl(owner_id, owner_name) if owner_id else None
+    return ObjectAttributes(acl=acl)
 
 
 def _foreign_etag(st: os.stat_result) -> str:
@@ -490,6 +498,16 @@ class FilesystemStorage:
             attributes=ObjectAttributes(content_type=guessed),
         )
 
+    def _list_info(self, bucket: str, key: str, path: str, st: os.stat_result) -> ObjectInfo:
+        """What a listing shows of a file (key, size, ETag, time, owner), read with
+        less work than ``_info``: its attributes carry only the owner."""
+        raw = self.metadata.load_raw(bucket, key, path)
+        fields = MetaRecord.listing_fields(raw, st) if raw is not None else None
+        if fields is None:
+            return self._info(bucket, key, path, st)
+        etag, owner_id, owner_name = fields
+        return ObjectInfo(key, st.st_size, etag, st.st_mtime, _owner_only(owner_id, owner_name))
+
     def _is_marker(self, bucket: str, key: str, path: str) -> bool:
         record = self.metadata.load(bucket, key, path)
         return record is not None and record.marker
@@ -626,7 +644,7 @@ class FilesystemStorage:
                         st = os.stat(path, follow_symlinks=False)
                     except FileNotFoundError:
                         continue  # deleted since the directory was read
-                    yield self._info(bucket, key, path, st)
+                    yield self._list_info(bucket, key, path, st)
                 continue
             # Every key below this directory starts with ``key``.
             if not (key.startswith(prefix) or prefix.startswith(key)):

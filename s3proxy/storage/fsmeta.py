@@ -58,6 +58,22 @@ class MetaRecord:
         except (ValueError, KeyError, TypeError, AssertionError):
             return None
 
+    @staticmethod
+    def listing_fields(raw: bytes, st: os.stat_result) -> tuple[str, str, str] | None:
+        """(etag, owner id, owner name) straight from a record's JSON, if it describes
+        ``st``: all a listing shows, without building the whole record (a listing
+        page reads a thousand of them)."""
+        try:
+            data = json.loads(raw)
+            if not data.get("marker") and (
+                data["size"] != st.st_size or data["mtime_ns"] != st.st_mtime_ns
+            ):
+                return None
+            acl = data["attributes"].get("acl") or {}
+            return str(data["etag"]), str(acl.get("owner_id", "")), str(acl.get("owner_name", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
     def describes(self, st: os.stat_result) -> bool:
         if self.marker:
             return True  # a directory's mtime moves with its children
@@ -72,6 +88,10 @@ class MetadataStore:
     name = "abstract"
 
     def load(self, bucket: str, key: str, path: str, fd: int | None = None) -> MetaRecord | None:
+        raw = self.load_raw(bucket, key, path, fd)
+        return MetaRecord.from_bytes(raw) if raw is not None else None
+
+    def load_raw(self, bucket: str, key: str, path: str, fd: int | None = None) -> bytes | None:
         raise NotImplementedError
 
     def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
@@ -90,15 +110,13 @@ class XattrMetadata(MetadataStore):
 
     name = "xattr"
 
-    def load(self, bucket: str, key: str, path: str, fd: int | None = None) -> MetaRecord | None:
+    def load_raw(self, bucket: str, key: str, path: str, fd: int | None = None) -> bytes | None:
         try:
             if fd is not None:
-                raw = os.getxattr(fd, XATTR_NAME)
-            else:
-                raw = os.getxattr(path, XATTR_NAME, follow_symlinks=False)
+                return os.getxattr(fd, XATTR_NAME)
+            return os.getxattr(path, XATTR_NAME, follow_symlinks=False)
         except OSError:
             return None
-        return MetaRecord.from_bytes(raw)
 
     def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
         if isinstance(target, int):
@@ -131,10 +149,10 @@ class SidecarMetadata(MetadataStore):
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return os.path.join(self._root, bucket, digest[:2], digest)
 
-    def load(self, bucket: str, key: str, path: str, fd: int | None = None) -> MetaRecord | None:
+    def load_raw(self, bucket: str, key: str, path: str, fd: int | None = None) -> bytes | None:
         try:
             with open(self._path(bucket, key), "rb") as f:
-                return MetaRecord.from_bytes(f.read())
+                return f.read()
         except OSError:
             return None
 

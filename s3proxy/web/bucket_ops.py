@@ -6,6 +6,7 @@ import base64
 import binascii
 from typing import Any
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from s3proxy.errors import (
     BucketAlreadyExists,
@@ -145,21 +146,47 @@ def _encoder(ctx: S3Context) -> Any:
     return lambda text: None if text is None else quote(text, safe="/")
 
 
-def _contents(ctx: S3Context, page: ListPage, encode: Any, owner: bool) -> list[Any]:
-    def entry(info: ObjectInfo) -> Any:
-        return xml.element(
-            "Contents",
-            ("Key", encode(info.key)),
-            ("LastModified", xml.iso8601(info.last_modified)),
-            ("ETag", info.quoted_etag),
-            ("Size", info.size),
-            owner_element(ctx, _object_owner(ctx, info)) if owner else None,
-            ("StorageClass", info.storage_class),
-        )
+def _contents(ctx: S3Context, page: ListPage, encode: Any, owner: bool) -> bytes:
+    """The <Contents> and <CommonPrefixes> of a listing page, as serialized XML.
 
-    objects = [entry(info) for info in page.objects]
-    prefixes = [xml.element("CommonPrefixes", ("Prefix", encode(p))) for p in page.common_prefixes]
-    return objects + prefixes
+    Written as text rather than built as lxml elements: a page has up to a thousand
+    entries of seven elements each, and building them was a third of a page's CPU.
+    Keys can only hold characters XML carries (see names.is_xml_safe); the rest is
+    escaped here exactly as lxml would."""
+    owners: dict[tuple[str, str] | None, str] = {}
+
+    def owner_xml(info: ObjectInfo) -> str:
+        who = _object_owner(ctx, info)
+        if who not in owners:
+            owner_id, name = who or (ctx.settings.owner_id, ctx.settings.owner_name)
+            owners[who] = (
+                f"<Owner><ID>{_text(owner_id)}</ID><DisplayName>{_text(name)}</DisplayName></Owner>"
+            )
+        return owners[who]
+
+    parts = [
+        f"<Contents><Key>{_text(encode(info.key))}</Key>"
+        f"<LastModified>{xml.iso8601(info.last_modified)}</LastModified>"
+        f'<ETag>"{_text(info.etag)}"</ETag><Size>{info.size}</Size>'
+        f"{owner_xml(info) if owner else ''}"
+        f"<StorageClass>{info.storage_class}</StorageClass></Contents>"
+        for info in page.objects
+    ]
+    parts += [
+        f"<CommonPrefixes><Prefix>{_text(encode(p))}</Prefix></CommonPrefixes>"
+        for p in page.common_prefixes
+    ]
+    return "".join(parts).encode("utf-8")
+
+
+def _text(value: str) -> str:
+    return escape(xml.safe_text(value))
+
+
+def _with_entries(document: bytes, entries: bytes) -> bytes:
+    """Insert serialized entries before the root element's end tag."""
+    end = document.rindex(b"</")
+    return document[:end] + entries + document[end:]
 
 
 def _encode_token(marker: str) -> str:
@@ -233,7 +260,9 @@ async def list_objects(ctx: S3Context) -> S3Response:
             ("Delimiter", encode(delimiter) if delimiter else None),
             encoding,
             ("IsTruncated", page.is_truncated),
-            _contents(ctx, page, encode, ctx.query.get("fetch-owner") == "true"),
+        )
+        body = _with_entries(
+            body, _contents(ctx, page, encode, ctx.query.get("fetch-owner") == "true")
         )
     else:
         body = xml.document(
@@ -245,8 +274,8 @@ async def list_objects(ctx: S3Context) -> S3Response:
             ("Delimiter", encode(delimiter) if delimiter else None),
             encoding,
             ("IsTruncated", page.is_truncated),
-            _contents(ctx, page, encode, True),
         )
+        body = _with_entries(body, _contents(ctx, page, encode, True))
     return xml_response(body)
 
 

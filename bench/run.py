@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# s3proxy benchmark{' (--quick)' if args.quick else ''}\n")
     for line in machine:
         print(f"- {line}")
+    if (now := s3proxy_line()) != machine[-1]:
+        print(f"- CHANGED DURING THE RUN, at the end: {now}")
     for name, version in versions.items():
         print(f"- {name}: {version}")
     print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.logger import globalLogBeginner, textFileLogObserver
@@ -56,7 +57,21 @@ class AdoptedPort:
     def listen(self, factory: object) -> object:
         from twisted.internet.defer import succeed
 
-        return succeed(reactor.adoptStreamPort(self.fd, self.family, factory))  # type: ignore[attr-defined]
+        port: Any = reactor.adoptStreamPort(self.fd, self.family, factory)  # type: ignore[attr-defined]
+        _accept_one_at_a_time(port)
+        return succeed(port)
+
+
+class _OneAcceptPerWakeUp:
+    """Twisted accepts up to 100+ connections per wake-up; with workers sharing one
+    socket, the first to wake would take a whole burst of clients. One at a time lets
+    the kernel's wake-ups spread them over the workers."""
+
+    numberAccepts = property(lambda self: 1, lambda self, value: None)
+
+
+def _accept_one_at_a_time(port: Any) -> None:
+    port.__class__ = type("FairPort", (_OneAcceptPerWakeUp, port.__class__), {})
 
 
 if __name__ == "__main__":

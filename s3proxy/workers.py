@@ -1,10 +1,10 @@
-"""``--workers N``: N processes serving one set of listening sockets.
+"""``--workers N``: N processes serving the same ports.
 
-The first process binds every ``tcp:`` listen endpoint itself, starts N workers
-(``python -m s3proxy.worker``) that inherit the sockets as file descriptors and adopt
-them into their reactors, and restarts any worker that dies. All state lives in the
-storage (the filesystem root or the upstream store), so any worker can serve any
-request. The kernel spreads new connections over the workers waiting in accept().
+The first process binds every ``tcp:`` listen endpoint itself, once per worker with
+SO_REUSEPORT, starts N workers (``python -m s3proxy.worker``) that inherit their
+sockets as file descriptors and adopt them into their reactors, and restarts any
+worker that dies. All state lives in the storage (the filesystem root or the upstream
+store), so any worker can serve any request; the kernel spreads connections evenly.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ def bind(description: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # One listening socket per worker on the same port: the kernel spreads new
+    # connections evenly over them (one shared socket lets whichever worker wakes
+    # first take a whole burst of clients).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((interface or ("::" if family == socket.AF_INET6 else ""), port))
     sock.listen(backlog)
     sock.setblocking(False)
@@ -79,12 +83,14 @@ class WorkerSupervisor(Service):
         self.listen = listen
         self.args = _without_workers(args)
         self.count = count
-        self.sockets: list[socket.socket] = []
+        # Worker index -> its own listening sockets, one per --listen endpoint. They
+        # stay open here, so connections wait in their queue while a worker restarts.
+        self.sockets: dict[int, list[socket.socket]] = {}
         self.workers: dict[int, _Worker] = {}
 
     def startService(self) -> None:
         super().startService()
-        self.sockets = [bind(d) for d in self.listen]
+        self.sockets = {i: [bind(d) for d in self.listen] for i in range(self.count)}
         for index in range(self.count):
             self._spawn(index)
 
@@ -93,10 +99,11 @@ class WorkerSupervisor(Service):
             return
         fds = {0: 0, 1: 1, 2: 2}
         inherited = []
-        for offset, sock in enumerate(self.sockets):
+        sockets = self.sockets[index]
+        for offset, sock in enumerate(sockets):
             fds[3 + offset] = sock.fileno()
             inherited.append(str(3 + offset))
-        families = [str(int(s.family)) for s in self.sockets]
+        families = [str(int(s.family)) for s in sockets]
         worker = _Worker(self, index)
         argv = [
             sys.executable,
@@ -139,8 +146,9 @@ class WorkerSupervisor(Service):
         def finished(result: object) -> object:
             if kill.active():
                 kill.cancel()
-            for sock in self.sockets:
-                sock.close()
+            for sockets in self.sockets.values():
+                for sock in sockets:
+                    sock.close()
             return result
 
         return done.addBoth(finished)

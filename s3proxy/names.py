@@ -11,7 +11,7 @@ MAX_KEY_BYTES = 1024
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 # XML 1.0 cannot carry these, so a key holding one could never be listed.
-_XML_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+XML_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def is_valid_bucket_name(name: str) -> bool:
@@ -34,7 +34,7 @@ def check_bucket_name(name: str) -> None:
 
 def is_xml_safe(text: str) -> bool:
     """Whether ``text`` can appear in an XML document (and so in a listing)."""
-    return _XML_UNSAFE_RE.search(text) is None
+    return XML_UNSAFE_RE.search(text) is None
 
 
 def check_key(key: str) -> None:
@@ -45,5 +45,5 @@ def check_key(key: str) -> None:
         raise KeyTooLongError(
             Size=str(len(key.encode("utf-8", "surrogatepass"))), MaxSizeAllowed=str(MAX_KEY_BYTES)
         )
-    if _XML_UNSAFE_RE.search(key):
+    if XML_UNSAFE_RE.search(key):
         raise InvalidArgument("Object key contains a character that cannot be stored.")

@@ -120,14 +120,20 @@ async def conceal_missing_key(ctx: S3Context) -> None:
     require(ctx, bucket_acl(ctx, info), "READ")
 
 
+async def object_acl(ctx: S3Context, bucket: str, info: ObjectInfo) -> AccessControl:
+    """The ACL an object is judged by: its own, else its bucket's (the bucket read by
+    authorize_bucket is reused rather than read again)."""
+    if info.attributes.acl is not None:
+        return info.attributes.acl
+    bucket_info = ctx.bucket_info
+    if bucket_info is None or bucket_info.name != bucket:
+        bucket_info = await ctx.storage.head_bucket(bucket)
+    return bucket_acl(ctx, bucket_info)
+
+
 async def authorize_object(ctx: S3Context, bucket: str, info: ObjectInfo, permission: str) -> None:
-    if not ctx.enforce:
-        return
-    acl = info.attributes.acl
-    if acl is None:
-        bucket_info: BucketInfo = await ctx.storage.head_bucket(bucket)
-        acl = bucket_acl(ctx, bucket_info)
-    require(ctx, acl, permission)
+    if ctx.enforce:
+        require(ctx, await object_acl(ctx, bucket, info), permission)
 
 
 def owner_of_new(ctx: S3Context) -> tuple[str, str]:

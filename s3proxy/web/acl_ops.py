@@ -11,7 +11,7 @@ from s3proxy.errors import MalformedACLError
 from s3proxy.model import BucketInfo, ObjectInfo
 from s3proxy.names import check_key
 from s3proxy.web import xml
-from s3proxy.web.access import acl_from_headers, authorize_object, bucket_acl
+from s3proxy.web.access import acl_from_headers, bucket_acl, object_acl, require
 from s3proxy.web.context import S3Context, S3Response, xml_response
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -94,11 +94,8 @@ async def _object_acl(ctx: S3Context, permission: str) -> tuple[ObjectInfo, Acce
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
     info: ObjectInfo = await ctx.storage.head_object(bucket, key)
-    await authorize_object(ctx, bucket, info, permission)
-    acl = info.attributes.acl
-    if acl is None:
-        bucket_info: BucketInfo = await ctx.storage.head_bucket(bucket)
-        acl = bucket_acl(ctx, bucket_info)
+    acl = await object_acl(ctx, bucket, info)
+    require(ctx, acl, permission)
     return info, acl
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from lxml import etree
 
 from s3proxy.errors import MalformedXML
+from s3proxy.names import XML_UNSAFE_RE, is_xml_safe
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -25,17 +25,16 @@ _PARSER = etree.XMLParser(
 
 
 # Characters XML 1.0 cannot carry (lxml refuses them).
-_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 def is_safe(text: str) -> bool:
-    return _UNSAFE_RE.search(text) is None
+    return is_xml_safe(text)
 
 
 def safe_text(text: str) -> str:
     """``text`` with the characters XML cannot carry percent-encoded (as UTF-8), for
     echoing what a client sent (a key with a NUL, say) in an <Error> document."""
-    return _UNSAFE_RE.sub(
+    return XML_UNSAFE_RE.sub(
         lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogatepass")),
         text,
     )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +21,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock, LoopingCall
 from twisted.internet.testing import StringTransport
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web import http
-from zope.interface import implementer
 
 from s3proxy.config import Settings
 from s3proxy.errors import NoSuchKey, NoSuchUpload
@@ -169,31 +166,6 @@ def multipart_etag(*datas: bytes) -> str:
 def text_of(root: Any, tag: str) -> str | None:
     found = root.find(tag)
     return None if found is None else str(found.text)
-
-
-@pytest.fixture(autouse=True)
-def no_logged_errors() -> Iterator[list[str]]:
-    """Nothing may be logged as a failure or error, nor cause a warning."""
-    errors: list[str] = []
-
-    @implementer(ILogObserver)
-    def observer(event: dict[str, Any]) -> None:
-        if "log_failure" in event or event.get("log_level") in (LogLevel.error, LogLevel.critical):
-            text = formatEvent(event)
-            if "log_failure" in event:
-                text += "\n" + event["log_failure"].getTraceback()
-            errors.append(text)
-
-    globalLogPublisher.addObserver(observer)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield errors
-    finally:
-        globalLogPublisher.removeObserver(observer)
-    errors += [f"warning: {w.category.__name__}: {w.message}" for w in caught]
-    if errors:
-        pytest.fail("errors were logged:\n" + "\n".join(errors), pytrace=False)
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import base64
 import hashlib
 import random
 import re
-import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -24,7 +23,6 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web import http
 from zope.interface import implementer
@@ -233,32 +231,6 @@ class Collector:
 
     def write(self, data: bytes) -> None:
         self.parts.append(data)
-
-
-@pytest.fixture(autouse=True)
-def no_logged_errors() -> Iterator[list[str]]:
-    """No test may log a failure or an error (the app logs unexpected exceptions), nor
-    cause a warning (such as Twisted's "request.finish called twice")."""
-    errors: list[str] = []
-
-    @implementer(ILogObserver)
-    def observer(event: dict[str, Any]) -> None:
-        if "log_failure" in event or event.get("log_level") in (LogLevel.error, LogLevel.critical):
-            text = formatEvent(event)
-            if "log_failure" in event:
-                text += "\n" + event["log_failure"].getTraceback()
-            errors.append(text)
-
-    globalLogPublisher.addObserver(observer)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield errors
-    finally:
-        globalLogPublisher.removeObserver(observer)
-    errors += [f"warning: {w.category.__name__}: {w.message}" for w in caught]
-    if errors:
-        pytest.fail("errors were logged:\n" + "\n".join(errors), pytrace=False)
 
 
 @pytest.fixture

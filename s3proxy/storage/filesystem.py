@@ -62,6 +62,7 @@ from s3proxy.model import (
     UploadsPage,
 )
 from s3proxy.names import is_valid_bucket_name, is_xml_safe
+from s3proxy.storage.fslistcache import ListingFieldCache
 from s3proxy.storage.fsmeta import (
     MetadataStore,
     MetaRecord,
@@ -389,6 +390,7 @@ class FilesystemStorage:
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
         self._directories = DirectoryCache()
+        self._listing_fields = ListingFieldCache()
         # Buckets seen to exist, so writes to them need no extra trip to the pool.
         self._known_buckets: set[str] = set()
 
@@ -501,10 +503,16 @@ class FilesystemStorage:
     def _list_info(self, bucket: str, key: str, path: str, st: os.stat_result) -> ObjectInfo:
         """What a listing shows of a file (key, size, ETag, time, owner), read with
         less work than ``_info``: its attributes carry only the owner."""
-        raw = self.metadata.load_raw(bucket, key, path)
-        fields = MetaRecord.listing_fields(raw, st) if raw is not None else None
+        stamped = self.metadata.stamp(bucket, key, st)
+        stamp = stamped[0] if stamped is not None else None
+        fields = self._listing_fields.get(path, stamp)
         if fields is None:
-            return self._info(bucket, key, path, st)
+            raw = self.metadata.load_raw(bucket, key, path)
+            fields = MetaRecord.listing_fields(raw, st) if raw is not None else None
+            if fields is None:
+                return self._info(bucket, key, path, st)
+            if stamped is not None:
+                self._listing_fields.put(path, stamp, stamped[1], fields)
         etag, owner_id, owner_name = fields
         return ObjectInfo(key, st.st_size, etag, st.st_mtime, _owner_only(owner_id, owner_name))
 

@@ -645,7 +645,7 @@ class FilesystemStorage:
             key = f"{dir_key}{name}/" if is_dir else f"{dir_key}{name}"
             if not key.startswith(prefix) and key > prefix:
                 return  # past every key with the prefix
-            path = os.path.join(dir_path, name)
+            path = f"{dir_path}/{name}"
             if not is_dir:
                 if key > marker and key.startswith(prefix):
                     try:
@@ -691,13 +691,12 @@ class FilesystemStorage:
         walked = self._walk(bucket, start_dir, start_key, prefix, marker, by_dir)
         if start_key and prefix == start_key:
             walked = self._with_start_marker(bucket, start_key, start_dir, marker, walked)
-        entries = (
-            walked
-            if by_dir
-            else roll_up(
+        if by_dir or not delimiter:
+            entries = walked  # the walk reports "/" prefixes itself; no delimiter: none
+        else:
+            entries = roll_up(
                 (e for e in walked if isinstance(e, ObjectInfo)), prefix, delimiter, marker
             )
-        )
         return take_page(entries, max_keys)
 
     def _with_start_marker(

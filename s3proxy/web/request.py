@@ -32,6 +32,16 @@ def is_aws_chunked(request: server.Request) -> bool:
 SMALL_BODY = 64 * 1024
 
 
+def _remember_host(channel: Any) -> None:
+    """Every request asks its channel for the local address, which is a getsockname
+    system call each time (the peer's address is already cached by the transport);
+    look it up once per connection."""
+    if "getHost" in vars(channel) or channel.transport is None:
+        return
+    host = channel.transport.getHost()
+    channel.getHost = lambda: host
+
+
 class S3Request(server.Request):
     body: RequestBody
     _early_call: IDelayedCall | None = None
@@ -39,6 +49,7 @@ class S3Request(server.Request):
     _body_ended = False  # the channel has read this request's last byte
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        _remember_host(channel)
         super().__init__(channel, *args, **kwargs)
         self.responseHeaders = S3ResponseHeaders()
 

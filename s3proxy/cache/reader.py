@@ -58,6 +58,7 @@ class BlockSource:
         self._block: tuple[int, bytes] | None = None
         self._end = entry.info.size
         self._closed = False
+        self._bypass = False
         self.index.pin(entry)
 
     @property
@@ -98,7 +99,7 @@ class BlockSource:
             return self._from_cache(self._block[1], start, n)
         stream = self._stream
         if stream is None or not self._stream_pos <= offset < self._stream_end:
-            data = await self._load(block) if self._opened is None else None
+            data = None if self._opened is not None or self._bypass else await self._load(block)
             if data is not None:
                 self._block = (block, data)
                 return self._from_cache(data, start, n)
@@ -121,6 +122,7 @@ class BlockSource:
                 self.index.counters["corrupt"] += 1
             else:
                 self.disk.failed(Failure(), "reading a block")
+                self._bypass = True  # the disk is failing: the rest from the backend
             if self.entry.blocks.get(block) is record:
                 self.index.discard_block(self.entry, block)
                 self.disk.delete([path])
@@ -135,7 +137,7 @@ class BlockSource:
         self._close_stream()
         last_block = (self._end - 1) // self.block_size
         stop = block + 1
-        while stop <= last_block and stop not in self.entry.blocks:
+        while stop <= last_block and (self._bypass or stop not in self.entry.blocks):
             stop += 1
         start, end = block * self.block_size, min(self.entry.info.size, stop * self.block_size)
         reader = await self._open_backend(ByteRange(start, end - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
 
@@ -104,7 +105,10 @@ class BlockFill:
         self._over = True
         f, temp, self._file, self._temp = self._file, self._temp, None, None
         assert temp is not None
-        final = f"{self.entry.directory}/{self.index}-{self._crc32:08x}"
+        # The name carries the checksum (for a human looking) and the temp file's
+        # unique suffix.
+        name = f"{self.index}-{self._crc32:08x}-{temp.rsplit('-', 1)[1]}"
+        final = os.path.join(self.entry.directory, name)
         try:
             await self.disk.run(files.publish, f, temp, final)
         except Exception:
@@ -112,7 +116,7 @@ class BlockFill:
             self.disk.index.abandon(self.entry, self.index)
             self.disk.delete([temp])
             return
-        if not self.disk.index.commit(self.entry, self.index, self._crc32):
+        if not self.disk.index.commit(self.entry, self.index, self._crc32, name):
             self.disk.delete([final])
 
     def abort(self) -> None:

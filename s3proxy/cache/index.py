@@ -30,6 +30,7 @@ COUNTERS = (
 class Block:
     length: int
     crc32: int
+    name: str  # unique per fill, so a late deletion of an older copy never hits it
 
 
 @dataclass(eq=False)
@@ -53,7 +54,7 @@ class Entry:
         return (self.info.etag, self.info.size) == (info.etag, info.size)
 
     def block_path(self, index: int) -> str:
-        return os.path.join(self.directory, f"{index}-{self.blocks[index].crc32:08x}")
+        return os.path.join(self.directory, self.blocks[index].name)
 
 
 class CacheIndex:
@@ -141,13 +142,13 @@ class CacheIndex:
         self._lru.pop((entry, index), None)
         self.used -= entry.blocks.pop(index).length
 
-    def commit(self, entry: Entry, index: int, crc32: int) -> bool:
-        """A claimed block is on disk under ``entry.block_path(index)``. False if the
-        entry was dropped meanwhile (the caller deletes the file)."""
+    def commit(self, entry: Entry, index: int, crc32: int, name: str) -> bool:
+        """A claimed block is on disk as ``name`` in the entry's directory. False if
+        the entry was dropped meanwhile (the caller deletes the file)."""
         length = self._release_claim(entry, index)
         if entry.dead:
             return False
-        entry.blocks[index] = Block(length, crc32)
+        entry.blocks[index] = Block(length, crc32, name)
         self.used += length
         self._lru[(entry, index)] = None
         self.counters["fills"] += 1

@@ -96,7 +96,14 @@ class CacheIndex:
 
     def unpin(self, entry: Entry) -> list[str]:
         entry.pins -= 1
-        return self._collect(entry)
+        return self._forget_if_empty(entry) + self._collect(entry)
+
+    def _forget_if_empty(self, entry: Entry) -> list[str]:
+        """An entry left without blocks and readers is dropped, so the index only
+        grows with what is on disk (HEADs and reads that cached nothing add nothing)."""
+        if entry.pins == 0 and not entry.blocks and not entry.filling and not entry.dead:
+            return self.drop(entry)
+        return []
 
     def _collect(self, entry: Entry) -> list[str]:
         if not entry.dead or entry.pins > 0 or entry.directory == "":
@@ -128,14 +135,18 @@ class CacheIndex:
 
     def _make_room(self, length: int) -> list[str]:
         victims: list[str] = []
-        for entry, index in list(self._lru):
+        # Blocks of pinned entries are being read: they count as just used.
+        for _ in range(len(self._lru)):
             if self.used + self.reserved + length <= self.max_bytes:
                 break
+            entry, index = next(iter(self._lru))
             if entry.pins > 0:
+                self._lru.move_to_end((entry, index))
                 continue
             victims.append(entry.block_path(index))
             self._forget_block(entry, index)
             self.counters["evictions"] += 1
+            victims += self._forget_if_empty(entry)
         return victims
 
     def _forget_block(self, entry: Entry, index: int) -> None:

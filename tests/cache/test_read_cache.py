@@ -202,7 +202,7 @@ async def test_lru_eviction_and_size_bound(
     entries = cache.index.entries
     assert len(entries[(BUCKET, "a")].blocks) == 2
     assert len(entries[(BUCKET, "c")].blocks) == 2
-    assert not entries[(BUCKET, "b")].blocks
+    assert (BUCKET, "b") not in entries  # nothing of it left: forgotten
     stats = cache.stats()
     assert stats["evictions"] == 2 and stats["bytes"] == 4 * BLOCK
     assert sum(block_files(cache_dir).values()) == 4 * BLOCK
@@ -369,6 +369,17 @@ async def test_empty_object(cache: CachingStorage) -> None:
     await put(cache, "empty", b"")
     assert await get(cache, "empty") == b""
     assert await get(cache, "empty") == b""
+    assert not cache.index.entries  # nothing cached, nothing remembered
+
+
+@pytest_twisted.ensureDeferred
+async def test_heads_of_many_objects_do_not_grow_the_index(cache: CachingStorage) -> None:
+    await make_bucket(cache)
+    for i in range(50):
+        await put(cache, f"k{i}", b"data")
+        reader = await cache.open_reader(BUCKET, f"k{i}", None)
+        reader.close()
+    assert not cache.index.entries
 
 
 @pytest_twisted.ensureDeferred

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import os
 import random
 import time
@@ -9,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.conftest import boto3_client
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, read_status
+from tests.integration.test_streaming import RSS_LIMIT_KB, RssSampler, simple
 
 MiB = 1024 * 1024
 
@@ -110,3 +113,49 @@ def test_corrupt_block_in_a_running_daemon(
 
 def block_order(path: str) -> int:
     return int(os.path.basename(path).split("-")[0])
+
+
+def test_large_object_miss_and_hit_keep_rss_small(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """256 MiB read twice through the cache (tee to disk, then from the blocks): the
+    daemon's memory does not grow with the object."""
+    daemon, cache = start(make_daemon, tmp_path, "--cache-size", "1G")
+    assert simple(daemon, "PUT", "/big").status == 200
+    size = 256 * MiB
+    piece = os.urandom(MiB)
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=120)
+    conn.putrequest("PUT", "/big/obj", skip_accept_encoding=True)
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    for _ in range(size // MiB):
+        conn.send(piece)
+    response = conn.getresponse()
+    assert response.status == 200, response.read()
+    response.read()
+    expected = hashlib.md5(piece * (size // MiB)).hexdigest()
+    sampler = RssSampler(daemon.pid)
+    sampler.start()
+    try:
+        seconds = []
+        for _ in range(2):
+            started = time.monotonic()
+            conn.request("GET", "/big/obj")
+            response = conn.getresponse()
+            assert response.status == 200
+            received = hashlib.md5()
+            while chunk := response.read(MiB):
+                received.update(chunk)
+            assert received.hexdigest() == expected
+            seconds.append(time.monotonic() - started)
+            wait_for_blocks(cache, size)
+    finally:
+        peak_kb = sampler.stop()
+        conn.close()
+    print(
+        f"\n256 MiB GET through the cache: miss {size / MiB / seconds[0]:.0f} MB/s,"
+        f" hit {size / MiB / seconds[1]:.0f} MB/s; daemon RSS peak {peak_kb / 1000:.1f} MB"
+    )
+    assert sampler.samples > 5
+    assert peak_kb < RSS_LIMIT_KB, f"RSS peaked at {peak_kb} kB"
+    assert read_status(daemon.pid)["VmHWM"] < RSS_LIMIT_KB

@@ -84,6 +84,7 @@ class CachingStorage:
         self.backend = backend
         self.ttl = ttl
         self.reactor = reactor
+        self._changes = 0  # writes through us, to spot those racing a backend open
         root = f"{cache_dir}/blocks"
         self.index = CacheIndex(root, max_bytes, block_size)
         self.disk = CacheDisk(self.index, reactor, pool)
@@ -112,6 +113,7 @@ class CachingStorage:
         if entry is not None:
             source = BlockSource(self.disk, entry, self._opener(bucket, key), None)
             return CachedObjectReader(entry.info, source, byte_range)
+        changes = self._changes
         reader: IObjectReader = await self.backend.open_reader(bucket, key, None)
         info: ObjectInfo = reader.info
         entry = self.index.entries.get((bucket, key))
@@ -121,6 +123,10 @@ class CachingStorage:
         if entry is None:
             entry = self.index.new_entry(bucket, key, info, self.reactor.seconds())
         entry.info, entry.validated_at = info, self.reactor.seconds()
+        if self._changes != changes:
+            # Something was written through us while the backend opened the object:
+            # this may be the version before it, so the TTL must not vouch for it.
+            entry.validated_at = float("-inf")
         source = BlockSource(self.disk, entry, self._opener(bucket, key), PullStream(reader))
         return CachedObjectReader(info, source, byte_range)
 
@@ -156,6 +162,7 @@ class CachingStorage:
 
     def invalidate(self, bucket: str, key: str) -> None:
         """Forget the cached version of ``bucket/key`` (it was written through us)."""
+        self._changes += 1
         entry = self.index.entries.get((bucket, key))
         if entry is not None:
             self._drop(entry, "invalidations")
@@ -171,6 +178,7 @@ class CachingStorage:
         """After an ACL change: the data stays, its ObjectInfo must be asked for again."""
 
         def recheck(result: Any) -> Any:
+            self._changes += 1
             entry = self.index.entries.get((bucket, key))
             if entry is not None:
                 entry.validated_at = float("-inf")

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted  # type: ignore[import-untyped]
+from twisted.internet.defer import Deferred
+from twisted.python.threadpool import ThreadPool
 from zope.interface.verify import verifyObject
 
 from s3proxy.acl import AccessControl
 from s3proxy.cache import CachingStorage
 from s3proxy.errors import NoSuchKey
-from s3proxy.interfaces import IStorage
+from s3proxy.interfaces import IObjectReader, IStorage
 from s3proxy.model import ByteRange, ObjectAttributes
 from tests.cache.conftest import (
     BLOCK,
@@ -393,3 +395,42 @@ async def test_start_up_empties_an_earlier_cache(
     await settle(second)
     assert block_files(cache_dir) == {}
     assert second.stats()["bytes"] == 0
+
+
+class SlowOpen(CountingStorage):
+    """Its next open_reader opens at once but answers only when ``gate`` fires."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: Deferred[None] | None = None
+
+    def open_reader(
+        self, bucket: str, key: str, byte_range: ByteRange | None
+    ) -> Deferred[IObjectReader]:
+        d = super().open_reader(bucket, key, byte_range)
+        if self.gate is None:
+            return d
+        gate, self.gate = self.gate, None
+        return gate.addCallback(lambda _: d)
+
+
+@pytest_twisted.ensureDeferred
+async def test_write_racing_a_miss_is_not_trusted_by_the_ttl(
+    cache_dir: Path, pool: ThreadPool, clock: SteppedClock
+) -> None:
+    backend = SlowOpen()
+    cache = CachingStorage(
+        backend, str(cache_dir), 1 << 20, clock, pool, ttl=3600, block_size=BLOCK
+    )
+    await make_bucket(cache)
+    old = payload(SIZE, seed=1)
+    await put(cache, "k", old)
+    gate: Deferred[None] = Deferred()
+    backend.gate = gate
+    reading = Deferred.fromCoroutine(get(cache, "k"))
+    newer = payload(SIZE, seed=2)
+    await put(cache, "k", newer)  # lands while the first read's open is in flight
+    gate.callback(None)
+    assert await reading == old  # it had opened the old version
+    await settle(cache)
+    assert await get(cache, "k") == newer

@@ -16,6 +16,7 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from s3proxy.auth.credentials import CredentialsError, load_credentials
+from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
 from s3proxy.configfile import ConfigError, option_values, read_config
 from s3proxy.interfaces import IStorage
@@ -111,6 +112,9 @@ class Options(usage.Options):
             "7d",
             "Abort multipart uploads older than this (e.g. 7d, 12h, 30m, 90s); 0 never.",
         ],
+        ["cache", None, None, "Directory of a local read cache of the objects read (off)."],
+        ["cache-size", None, "10G", "Size bound of the read cache, e.g. 10G, 512M or bytes."],
+        ["cache-ttl", None, "0", "Seconds a cached ETag is trusted without asking the backend."],
     ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
@@ -199,6 +203,7 @@ class Options(usage.Options):
                     tcp_address(description)
                 except ValueError as e:
                     raise usage.UsageError(f"--workers: {e}") from None
+        check_cache_options(self)
         self["users"] = None
 
 
@@ -343,6 +348,7 @@ def make_serving_service(
     except (OSError, RuntimeError, ValueError) as e:
         sys.stderr.write(f"s3proxy: cannot use backend {config['backend']}: {e}\n")
         raise SystemExit(1) from None
+    storage = cached_storage(storage, config, pool, reactor, worker_index)
     settings = Settings(
         prefix=config["prefix"].rstrip("/"),
         region=config["region"],

@@ -14,10 +14,13 @@ import pytest
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.threadpool import ThreadPool
 
+from s3proxy.cache import CachingStorage
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 
-BACKENDS = ("memory", "fs-xattr", "fs-sidecar")
+# cache-*: the read cache over a backend; small blocks, so that objects span several.
+BACKENDS = ("memory", "fs-xattr", "fs-sidecar", "cache-memory", "cache-fs")
+CACHE_BLOCK_SIZE = 64 * 1024
 
 
 def the_reactor() -> IReactorThreads:
@@ -49,18 +52,29 @@ def fs_root(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=BACKENDS)
 def storage(
-    request: pytest.FixtureRequest, fs_root: Path
-) -> Iterator[MemoryStorage | FilesystemStorage]:
+    request: pytest.FixtureRequest, fs_root: Path, tmp_path: Path
+) -> Iterator[MemoryStorage | FilesystemStorage | CachingStorage]:
     if request.param == "memory":
         yield MemoryStorage()
         return
     pool = cast(ThreadPool, request.getfixturevalue("thread_pool"))
+    if request.param.startswith("cache-"):
+        backend: MemoryStorage | FilesystemStorage = (
+            MemoryStorage()
+            if request.param == "cache-memory"
+            else FilesystemStorage(str(fs_root), the_reactor(), pool, fsync=False)
+        )
+        cache_dir = str(tmp_path / "cache")
+        yield CachingStorage(
+            backend, cache_dir, 64 * 1024 * 1024, the_reactor(), pool, block_size=CACHE_BLOCK_SIZE
+        )
+        return
     metadata = request.param.removeprefix("fs-")
     yield FilesystemStorage(str(fs_root), the_reactor(), pool, metadata=metadata, fsync=False)
 
 
 @pytest.fixture
-def fs_storage(storage: MemoryStorage | FilesystemStorage) -> FilesystemStorage:
+def fs_storage(storage: MemoryStorage | FilesystemStorage | CachingStorage) -> FilesystemStorage:
     """The filesystem backends only; the memory run of a test using this is skipped."""
     if not isinstance(storage, FilesystemStorage):
         pytest.skip("filesystem backend only")

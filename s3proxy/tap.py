@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.internet import TimerService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
@@ -19,11 +21,19 @@ from s3proxy.auth.credentials import CredentialsError, load_credentials
 from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
 from s3proxy.configfile import ConfigError, option_values, read_config
+from s3proxy.console import fatal, say
 from s3proxy.interfaces import IStorage
+from s3proxy.services import (
+    Announcement,
+    CredentialsReloader,
+    InOrderMultiService,
+    ListeningService,
+)
 from s3proxy.socketactivation import inherited_listen_descriptions
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.web.app import S3Application
+from s3proxy.web.drain import DrainService
 from s3proxy.web.request import make_site
 from s3proxy.workers import WorkerSupervisor, tcp_address
 
@@ -135,8 +145,7 @@ class Options(usage.Options):
         except usage.UsageError as e:
             if path is None:
                 raise
-            sys.stderr.write(f"s3proxy: {e} (from the command line or config {path})\n")
-            raise SystemExit(2) from None
+            fatal(f"{e} (from the command line or config {path})", 2)
 
     def _apply_config(self, path: str) -> None:
         """The file's values become the defaults the command line overrides. A bad
@@ -146,8 +155,7 @@ class Options(usage.Options):
         try:
             values = option_values(path, read_config(path), names, flags, ["listen"])
         except ConfigError as e:
-            sys.stderr.write(f"s3proxy: {e}\n")
-            raise SystemExit(2) from None
+            fatal(str(e), 2)
         for name, value in values.items():
             self[name] = value
         self._listen_from_config = "listen" in values
@@ -237,6 +245,9 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+POOL_STOP_WAIT = 10.0
+
+
 class ThreadPoolService(Service):
     def __init__(self, pool: ThreadPool) -> None:
         self.pool = pool
@@ -246,8 +257,23 @@ class ThreadPoolService(Service):
         self.pool.start()
 
     def stopService(self) -> Any:
+        """Let the work already handed to the pool finish (requests cut off by the
+        shutdown discard their temporary files there), bounded, then stop it."""
         super().stopService()
-        self.pool.stop()
+        reactor: Any = global_reactor
+        deadline = time.monotonic() + POOL_STOP_WAIT
+        done: Deferred[None] = Deferred()
+
+        def check() -> None:
+            idle = not self.pool.working and self.pool.q.qsize() == 0
+            if idle or time.monotonic() > deadline or not self.pool.started:
+                self.pool.stop()
+                done.callback(None)
+            else:
+                reactor.callLater(0.02, check)
+
+        check()
+        return done
 
 
 def make_storage(backend: str, pool: ThreadPool, fsync: bool, reactor: Any) -> IStorage:
@@ -305,7 +331,7 @@ def warn_if_open(users: object, listen: list[str]) -> None:
             + "): anyone who can reach it can read and write every bucket"
         )
         log.critical(message)
-        sys.stderr.write(f"s3proxy: {message}\n")
+        say(message)
 
 
 def load_users(config: Options) -> None:
@@ -314,8 +340,7 @@ def load_users(config: Options) -> None:
         try:
             config["users"] = load_credentials(config["credentials"])
         except CredentialsError as e:
-            sys.stderr.write(f"s3proxy: {e}\n")
-            raise SystemExit(1) from None
+            fatal(str(e))
 
 
 def makeService(config: Options, reactor: Any = None) -> IService:
@@ -328,7 +353,13 @@ def makeService(config: Options, reactor: Any = None) -> IService:
             f"{', '.join(config['listen'])}",
             flush=True,
         )
-        return WorkerSupervisor(reactor, config["listen"], config.raw_args, config["workers"])
+        return WorkerSupervisor(
+            reactor,
+            config["listen"],
+            config.raw_args,
+            config["workers"],
+            stop_grace=config["shutdown-grace"] + 5,
+        )
     return make_serving_service(
         config, reactor, [serverFromString(reactor, d) for d in config["listen"]]
     )
@@ -340,14 +371,13 @@ def make_serving_service(
     """The service tree of a process that serves requests: the thread pool, the
     storage, the application and one listening service per endpoint."""
     load_users(config)
-    service = MultiService()
+    service = InOrderMultiService()
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:
         storage = make_storage(config["backend"], pool, config["fsync"], reactor)
     except (OSError, RuntimeError, ValueError) as e:
-        sys.stderr.write(f"s3proxy: cannot use backend {config['backend']}: {e}\n")
-        raise SystemExit(1) from None
+        fatal(f"cannot use backend {config['backend']}: {e}")
     storage = cached_storage(storage, config, pool, reactor, worker_index)
     settings = Settings(
         prefix=config["prefix"].rstrip("/"),
@@ -365,9 +395,13 @@ def make_serving_service(
     if worker_index == 0:
         warn_if_open(users, config["listen"])
     app = S3Application(storage, settings, reactor, users)
+    if config["credentials"]:
+        CredentialsReloader(config["credentials"], app.set_users, reactor).setServiceParent(service)
     site = make_site(app.resource(), reactor)
-    for endpoint in endpoints:
-        StreamServerEndpointService(endpoint, site).setServiceParent(service)
+    # Stopped in reverse: the listeners, then the requests in flight, then the pool.
+    DrainService(site.connections, reactor, config["shutdown-grace"]).setServiceParent(service)
+    for description, endpoint in zip(config["listen"], endpoints, strict=True):
+        ListeningService(endpoint, site, description).setServiceParent(service)
     log.info(
         "s3proxy serving {backend} on {listen} (prefix {prefix})",
         backend=config["backend"],
@@ -375,5 +409,7 @@ def make_serving_service(
         prefix=settings.prefix or "/",
     )
     if worker_index == 0:
-        print(f"s3proxy: serving {config['backend']} on {', '.join(config['listen'])}", flush=True)
+        Announcement(
+            f"serving {config['backend']} on {', '.join(config['listen'])}"
+        ).setServiceParent(service)
     return service

@@ -19,6 +19,7 @@ from twisted.web import server
 from twisted.web.resource import IResource
 
 from s3proxy.web.body import RequestBody
+from s3proxy.web.drain import Connections
 from s3proxy.web.response_headers import S3ResponseHeaders
 
 
@@ -95,6 +96,13 @@ class S3Request(server.Request):
         self._early_call = None
         super().requestReceived(command, path, version)
 
+    def process(self) -> None:
+        channel: Any = self.channel
+        connections = getattr(channel.site, "connections", None)
+        if connections is not None:
+            connections.request_started(self)
+        super().process()
+
     def _process_early(self) -> None:
         """Like ``requestReceived``, minus reading the body, which is still arriving."""
         self._early_call = None
@@ -140,12 +148,21 @@ class S3Request(server.Request):
 
 
 class S3Site(server.Site):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = Connections()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        self.connections.connection_made(protocol)
+        return protocol
+
     def log(self, request: Any) -> None:
         """No combined-log-format line per request: formatting it cost ~12% of a
         small request's CPU, and the application emits its own access events."""
 
 
-def make_site(resource: IResource, reactor: IReactorTime, timeout: float = 60.0) -> server.Site:
+def make_site(resource: IResource, reactor: IReactorTime, timeout: float = 60.0) -> S3Site:
     site = S3Site(
         resource, requestFactory=S3Request, parsePOSTFormSubmission=False, reactor=reactor
     )

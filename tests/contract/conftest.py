@@ -16,8 +16,10 @@ from twisted.python.threadpool import ThreadPool
 
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
+from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
+from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
 
-BACKENDS = ("memory", "fs-xattr", "fs-sidecar")
+BACKENDS = ("memory", "fs-xattr", "fs-sidecar", "s3-moto")
 
 
 def the_reactor() -> IReactorThreads:
@@ -47,12 +49,36 @@ def fs_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto S3 server for the session, stopped by PID at its end."""
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_storage(server: MotoServer) -> S3Storage:
+    """An S3Storage over a freshly reset moto, its buckets under a prefix (so the
+    prefix mapping is exercised by every contract test)."""
+    server.reset()
+    credentials = UpstreamCredentials(ACCESS_KEY, SECRET_KEY)
+    client = UpstreamClient(the_reactor(), server.endpoint, credentials, "us-east-1")
+    return S3Storage(client, bucket_prefix="contract-")
+
+
 @pytest.fixture(params=BACKENDS)
 def storage(
     request: pytest.FixtureRequest, fs_root: Path
-) -> Iterator[MemoryStorage | FilesystemStorage]:
+) -> Iterator[MemoryStorage | FilesystemStorage | S3Storage]:
     if request.param == "memory":
         yield MemoryStorage()
+        return
+    if request.param == "s3-moto":
+        storage = s3_storage(cast(MotoServer, request.getfixturevalue("moto_server")))
+        yield storage
+        storage.client.close()
         return
     pool = cast(ThreadPool, request.getfixturevalue("thread_pool"))
     metadata = request.param.removeprefix("fs-")
@@ -60,7 +86,7 @@ def storage(
 
 
 @pytest.fixture
-def fs_storage(storage: MemoryStorage | FilesystemStorage) -> FilesystemStorage:
+def fs_storage(storage: MemoryStorage | FilesystemStorage | S3Storage) -> FilesystemStorage:
     """The filesystem backends only; the memory run of a test using this is skipped."""
     if not isinstance(storage, FilesystemStorage):
         pytest.skip("filesystem backend only")

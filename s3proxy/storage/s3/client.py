@@ -146,7 +146,6 @@ class UpstreamClient:
                     started.addTimeout(self.timeout, self.reactor)
                 response = await started
             except _TRANSIENT as e:
-                print("DEBUG", method, path, attempt, repr(e))
                 self.log.warn(
                     "upstream {method} {path} failed: {why}",
                     method=method,
@@ -160,7 +159,6 @@ class UpstreamClient:
                 return response
             content = await self.read_body(response)
             if response.code in _RETRY_STATUSES:
-                print("DEBUG", method, path, response.code, content[:300])
                 self.log.warn(
                     "upstream {method} {path} answered {status}",
                     method=method,

@@ -86,10 +86,11 @@ class UpstreamReader:
 
     def start(self, consumer: IConsumer) -> Deferred[None]:
         self._consumer = consumer
-        self._done = Deferred(lambda _: self.stopProducing())
+        done: Deferred[None] = Deferred(lambda _: self.stopProducing())
+        self._done = done
         consumer.registerProducer(self, True)
         ensureDeferred(self._begin()).addErrback(self._end)
-        return self._done
+        return done
 
     async def _begin(self) -> None:
         response, self._response = self._response, None

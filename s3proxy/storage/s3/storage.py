@@ -182,8 +182,10 @@ class S3Storage:
         content_range = header(response, "Content-Range")
         if content_range:
             size = int(content_range.rpartition("/")[2])
-        else:
-            size = int(header(response, "Content-Length", "0"))
+        elif header(response, "Content-Length"):
+            size = int(header(response, "Content-Length"))
+        else:  # a GET's length: the HTTP client took the header
+            size = response.length if isinstance(response.length, int) else 0
         etag = etag_of(response)
         return ObjectInfo(
             key,

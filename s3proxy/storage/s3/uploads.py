@@ -170,15 +170,17 @@ class Uploads:
         return PartInfo(part_number, size, etag, modified)
 
     async def _parts(
-        self, upload: _Upload, marker: int, enough: int
+        self, upload: _Upload, marker: int, max_parts: int
     ) -> tuple[list[PartInfo], bool]:
-        """Parts after ``marker``, at least ``enough`` of them if there are; and
-        whether more follow."""
+        """At most ``max_parts`` parts after ``marker`` in number order, and whether
+        more follow. Every upstream page is read (at most ten: 10000 parts) and sorted
+        here, as not every upstream orders them by number (moto sorts them as text)."""
         parts: list[PartInfo] = []
+        marker_upstream = 0
         while True:
             query = self._query(upload) + [
                 ("max-parts", str(UPSTREAM_PARTS_PAGE)),
-                ("part-number-marker", str(marker)),
+                ("part-number-marker", str(marker_upstream)),
             ]
             _, body = await self.client.fetch(
                 "GET", upload.upstream_bucket, upload.key, query=query
@@ -186,18 +188,16 @@ class Uploads:
             page, next_marker = upstream_xml.list_parts(body)
             parts += [PartInfo(p.number, p.size, p.etag, p.last_modified) for p in page]
             if next_marker is None:
-                return parts, False
-            if len(parts) > enough:
-                return parts, True
-            marker = next_marker
+                break
+            marker_upstream = next_marker
+        after = sorted((p for p in parts if p.number > marker), key=lambda p: p.number)
+        return after[: max(max_parts, 0)], len(after) > max(max_parts, 0)
 
     async def list_parts(
         self, bucket: str, key: str, upload_id: str, part_number_marker: int, max_parts: int
     ) -> tuple[UploadInfo, PartsPage]:
         upload = await self._find(bucket, key, upload_id)
-        parts, more = await self._parts(upload, part_number_marker, max_parts)
-        page = parts[: max(max_parts, 0)]
-        truncated = more or len(parts) > len(page)
+        page, truncated = await self._parts(upload, part_number_marker, max_parts)
         next_marker = page[-1].number if page and truncated else None
         return upload.info, PartsPage(page, truncated, next_marker)
 

@@ -11,14 +11,19 @@ from lxml import etree
 
 from s3proxy.errors import ServiceUnavailable
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+# ``recover``: an upstream may echo a marker XML cannot hold (moto sends U+FFFF in
+# StartAfter as it is); the keys themselves come URL-encoded.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, recover=True)
 
 
 def parse(body: bytes) -> etree._Element:
     try:
-        return etree.fromstring(body, _PARSER)
+        root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError:
-        raise ServiceUnavailable("The upstream store sent an unreadable answer.") from None
+        root = None
+    if root is None:
+        raise ServiceUnavailable("The upstream store sent an unreadable answer.")
+    return root
 
 
 def children(element: etree._Element, name: str) -> list[etree._Element]:

@@ -20,6 +20,7 @@ from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
 from s3proxy.interfaces import IStorage
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
+from s3proxy.storage.s3 import options as s3_options
 from s3proxy.web.app import S3Application
 from s3proxy.web.request import make_site
 from s3proxy.workers import WorkerSupervisor, tcp_address
@@ -56,7 +57,8 @@ class Options(usage.Options):
             "backend",
             "b",
             None,
-            "Storage backend: file:/path (the default, under the data directory) or memory:.",
+            "Storage backend: file:/path (the default, under the data directory), memory:, "
+            "or s3:http://host:port (an upstream S3 store; see the --upstream-* options).",
         ],
         ["prefix", "p", DEFAULT_PREFIX, "Path prefix the API is also served under."],
         ["region", None, "us-east-1", "Region reported by GetBucketLocation and HeadBucket."],
@@ -88,6 +90,7 @@ class Options(usage.Options):
             "7d",
             "Abort multipart uploads older than this (e.g. 7d, 12h, 30m, 90s); 0 never.",
         ],
+        *s3_options.OPTIONS,
     ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
@@ -110,8 +113,13 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         backend = self["backend"] or "file:" + default_data_dir()
-        if not (backend.startswith("file:") or backend == "memory:"):
-            raise usage.UsageError(f"unknown backend {backend!r}: use file:/path or memory:")
+        if backend.startswith(s3_options.SCHEME):
+            self["backend"] = backend
+            s3_options.check_options(self)
+        elif not (backend.startswith("file:") or backend == "memory:"):
+            raise usage.UsageError(
+                f"unknown backend {backend!r}: use file:/path, memory: or s3:http://host:port"
+            )
         if backend.startswith("file:") and not backend[len("file:") :]:
             raise usage.UsageError("file: needs a directory, e.g. file:/var/lib/s3proxy")
         self["backend"] = backend
@@ -173,9 +181,13 @@ class ThreadPoolService(Service):
         self.pool.stop()
 
 
-def make_storage(backend: str, pool: ThreadPool, fsync: bool, reactor: Any) -> IStorage:
+def make_storage(
+    backend: str, pool: ThreadPool, fsync: bool, reactor: Any, options: Any = None
+) -> IStorage:
     if backend == "memory:":
         return MemoryStorage()
+    if backend.startswith(s3_options.SCHEME):
+        return s3_options.make_s3_storage(backend, options or {}, reactor)
     root = backend[len("file:") :]
     os.makedirs(root, exist_ok=True)
     return FilesystemStorage(root, reactor, pool, fsync=fsync)
@@ -267,7 +279,7 @@ def make_serving_service(
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:
-        storage = make_storage(config["backend"], pool, not config["no-fsync"], reactor)
+        storage = make_storage(config["backend"], pool, not config["no-fsync"], reactor, config)
     except (OSError, RuntimeError, ValueError) as e:
         sys.stderr.write(f"s3proxy: cannot use backend {config['backend']}: {e}\n")
         raise SystemExit(1) from None

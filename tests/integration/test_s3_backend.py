@@ -5,7 +5,6 @@ upstream is a 503 ServiceUnavailable; the upstream's keys never reach the log.""
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -159,12 +158,19 @@ def test_objects_listing_multipart_copy_delete(gateway: Daemon, moto: MotoServer
 
 
 def test_streamed_upload_of_unknown_length(gateway: Daemon) -> None:
-    """upload_fileobj sends what it reads; the gateway streams it upstream."""
+    """A chunked upload (no Content-Length) is streamed upstream as it arrives."""
     s3 = boto3_client(gateway.endpoint)
     bucket = f"it-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     data = random.Random(2).randbytes(3 * MiB + 5)
-    s3.upload_fileobj(io.BytesIO(data), bucket, "streamed")
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(data), 100_000):
+            yield data[start : start + 100_000]
+
+    answer = requests.put(f"{gateway.endpoint}/{bucket}/streamed", data=pieces(), timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     assert s3.get_object(Bucket=bucket, Key="streamed")["Body"].read() == data
     s3.delete_object(Bucket=bucket, Key="streamed")
     s3.delete_bucket(Bucket=bucket)

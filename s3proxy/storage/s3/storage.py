@@ -93,7 +93,7 @@ class S3Storage:
 
         return to_deferred(check())
 
-    async def _upstream_buckets(self) -> list[upstream_xml.UpstreamBucket]:
+    async def upstream_buckets(self) -> list[upstream_xml.UpstreamBucket]:
         _, body = await self.client.fetch("GET", "")
         mine = []
         for b in upstream_xml.list_buckets(body):
@@ -108,7 +108,7 @@ class S3Storage:
 
     def list_buckets(self) -> Deferred[list[BucketInfo]]:
         async def list_buckets() -> list[BucketInfo]:
-            buckets = await self._upstream_buckets()
+            buckets = await self.upstream_buckets()
             acls = await gather([partial(self._bucket_acl, b.name) for b in buckets])
             return [
                 BucketInfo(b.name, b.created, acl) for b, acl in zip(buckets, acls, strict=True)
@@ -144,7 +144,7 @@ class S3Storage:
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         async def head_bucket() -> BucketInfo:
             self.upstream_name(bucket)
-            for b in await self._upstream_buckets():
+            for b in await self.upstream_buckets():
                 if b.name == bucket:
                     return BucketInfo(bucket, b.created, await self._bucket_acl(bucket))
             raise NoSuchBucket(BucketName=bucket)

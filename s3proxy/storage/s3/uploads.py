@@ -273,13 +273,18 @@ class Uploads:
             await self._abort(upload)
 
     async def expire(self, older_than: float) -> int:
+        """Abort our uploads initiated before ``older_than``, then the upstream uploads
+        of our buckets that no record names (left by a crash between the upstream's
+        CreateMultipartUpload and our record), if as old."""
         removed = 0
+        known: set[str] = set()
         for state_key in await self.state.keys("uploads/"):
             _, bucket, upload_id = state_key.split("/", 2)
-            if initiated_of(upload_id) >= older_than:
-                continue
             record = await self.state.get(state_key)
             if record is None:
+                continue
+            known.add(str(record.get("upstream_id")))
+            if initiated_of(upload_id) >= older_than:
                 continue
             try:
                 name = self.storage.upstream_name(bucket)
@@ -288,4 +293,30 @@ class Uploads:
                 continue
             await self._abort(_Upload(bucket, name, upload_id, record))
             removed += 1
+        return removed + await self._expire_orphans(older_than, known)
+
+    async def _expire_orphans(self, older_than: float, known: set[str]) -> int:
+        removed = 0
+        for bucket in await self.storage.upstream_buckets():
+            name = self.storage.upstream_name(bucket.name)
+            markers: tuple[str, str] | None = ("", "")
+            while markers is not None:
+                query = [("uploads", ""), ("encoding-type", "url")]
+                if markers[0]:
+                    query += [("key-marker", markers[0]), ("upload-id-marker", markers[1])]
+                try:
+                    _, body = await self.client.fetch("GET", name, query=query)
+                except NoSuchBucket:
+                    break
+                page, markers = upstream_xml.list_uploads(body)
+                for orphan in page:
+                    if orphan.upload_id in known or orphan.initiated >= older_than:
+                        continue
+                    try:
+                        await self.client.fetch(
+                            "DELETE", name, orphan.key, query=[("uploadId", orphan.upload_id)]
+                        )
+                    except (NoSuchUpload, NoSuchBucket):
+                        continue
+                    removed += 1
         return removed

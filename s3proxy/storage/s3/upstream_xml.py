@@ -156,3 +156,31 @@ def is_error_document(body: bytes) -> bool:
 
 def complete_result(body: bytes) -> str:
     return unquote_etag(text(parse(body), "ETag"))
+
+
+@dataclass(frozen=True)
+class UpstreamUpload:
+    key: str
+    upload_id: str
+    initiated: float
+
+
+def list_uploads(body: bytes) -> tuple[list[UpstreamUpload], tuple[str, str] | None]:
+    """One ListMultipartUploads page, and the (key, upload ID) markers of the next."""
+    root = parse(body)
+    encoded = text(root, "EncodingType") == "url"
+    uploads = [
+        UpstreamUpload(
+            unquote(text(u, "Key")) if encoded else text(u, "Key"),
+            text(u, "UploadId"),
+            iso_time(text(u, "Initiated")),
+        )
+        for u in children(root, "Upload")
+    ]
+    if text(root, "IsTruncated") != "true":
+        return uploads, None
+    key_marker = text(root, "NextKeyMarker")
+    return uploads, (
+        unquote(key_marker) if encoded else key_marker,
+        text(root, "NextUploadIdMarker"),
+    )

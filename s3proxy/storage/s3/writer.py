@@ -86,7 +86,14 @@ class UpstreamWriter:
         self._response.addErrback(self._keep_failure)
 
     def _keep_failure(self, failure: Failure) -> None:
+        # The upstream failed (refused, answered early): drop what is held and let
+        # the client finish sending, so that finish() can report the failure.
         self._failure = failure
+        self._closed = True
+        self._pending = []
+        self._pending_size = 0
+        self._upstream_paused = False
+        self._steer()
 
     # -- IConsumer, for the client's side ---------------------------------------------
 
@@ -162,6 +169,8 @@ class UpstreamWriter:
         return ensureDeferred(self._finish(dict(checksums or {})))
 
     async def _finish(self, checksums: dict[str, str]) -> ObjectInfo:
+        if self._failure is not None and not self._failure.check(WriterAborted):
+            self._failure.raiseException()
         digest = self._md5.digest()
         if self._expected_size is not None and self._size != self._expected_size:
             self._cut_off()

@@ -84,3 +84,25 @@ async def test_expiry_aborts_orphaned_upstream_uploads(moto: MotoServer) -> None
     page = await gateway.list_multipart_uploads("bk1", "", "", "", "", 1000)
     assert ours.upload_id not in [u.upload_id for u in page.uploads]
     await gateway.client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_dot_segments_stay_in_the_key(moto: MotoServer) -> None:
+    """Keys S3 stores as they are, "..", "." segments included, never resolve to
+    another object or another upstream bucket."""
+    moto.reset()
+    gateway = storage(moto, "gw-")
+    await gateway.create_bucket("bk1")
+    keys = ["../x", "a/./b", "..", "a/../../evil-bucket", "./"]
+    for key in keys:
+        writer = await gateway.open_writer("bk1", key, ObjectAttributes(), None, None)
+        writer.write(key.encode())
+        await writer.finish()
+    page = await gateway.list_objects("bk1", "", "", "", 1000)
+    assert [o.key for o in page.objects] == sorted(keys)
+    for key in keys:
+        assert (await gateway.head_object("bk1", key)).size == len(key)
+    upstream = boto3_client(moto.endpoint)
+    assert sorted(b["Name"] for b in upstream.list_buckets()["Buckets"]) == ["gw-bk1"]
+    assert upstream.get_object(Bucket="gw-bk1", Key="../x")["Body"].read() == b"../x"
+    await gateway.client.close()

@@ -45,7 +45,9 @@ def upstream_unavailable() -> S3Error:
 
 def object_path(bucket: str, key: str | None = None) -> bytes:
     """The path of a bucket or an object, each byte of the key encoded once (S3 does not
-    normalise paths, so a key's slashes stay slashes)."""
+    normalise paths, so a key's slashes stay slashes). Dot segments are sent as they
+    are, as botocore sends them: S3 keeps them in the key, and the signature covers
+    the path as sent (Twisted's client does not resolve them either)."""
     path = "/" + quote(bucket, safe="")
     if key is not None:
         path += "/" + quote(key.encode("utf-8", "surrogatepass"), safe="/")

@@ -18,9 +18,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from s3proxy.errors import ServiceUnavailable
-from s3proxy.storage.s3 import UpstreamClient, UpstreamCredentials
+from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
 from s3proxy.storage.s3.writer import UpstreamWriter
-from tests.contract.test_storage_contract import FakeProducer
+from tests.contract.test_storage_contract import Collector, FakeProducer
 
 reactor: Any = global_reactor
 KEYS = UpstreamCredentials("AKIDTEST", "secret")
@@ -184,4 +184,61 @@ async def test_writer_pauses_client_while_upstream_does_not_read(listen: Any) ->
     assert producer.pauses >= 1
     assert sink_held_when_paused
     assert producer.pauses == producer.resumes and not producer.paused
+    await upstream.close()
+
+
+class Stalling(Protocol):
+    """Answers any request with ``answer`` and then says nothing more."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.got = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.got += data
+        if self.answer and b"\r\n\r\n" in self.got:
+            self.transport.write(self.answer)  # type: ignore[attr-defined]
+            self.answer = b""
+
+
+def stalling_factory(answer: bytes) -> Factory:
+    factory = Factory()
+    factory.buildProtocol = lambda _: Stalling(answer)  # type: ignore[method-assign]
+    return factory
+
+
+@pytest_twisted.ensureDeferred
+async def test_reader_gives_up_on_an_upstream_that_stops_sending(listen: Any) -> None:
+    head = (
+        b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: "0123"\r\n'
+        b"Last-Modified: Fri, 01 May 2026 12:00:00 GMT\r\n\r\n"
+    )
+    endpoint = listen(stalling_factory(head + b"first bytes"))
+    upstream = UpstreamClient(reactor, endpoint, KEYS, timeout=0.3)
+    reader = await S3Storage(upstream).open_reader("bucket", "key", None)
+    consumer = Collector()
+    with pytest.raises(ServiceUnavailable):
+        await reader.start(consumer)
+    assert consumer.data == b"first bytes"
+    assert consumer.unregistrations == 1
+    await upstream.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_writer_gives_up_on_an_upstream_that_never_answers(listen: Any) -> None:
+    endpoint = listen(stalling_factory(b""))
+    upstream = UpstreamClient(reactor, endpoint, KEYS, timeout=0.3)
+
+    async def send(body: Any) -> Any:
+        return await upstream.request("PUT", "bucket", "key", body=body)
+
+    async def commit(response: Any, md5: str, size: int, checksums: dict[str, str]) -> Any:
+        raise AssertionError("never answered, never committed")
+
+    writer = UpstreamWriter(send, commit, None, 5, reactor, 0.3)
+    writer.write(b"12345")
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable):
+        await writer.finish()
+    assert time.monotonic() - started < 5
     await upstream.close()

@@ -13,7 +13,15 @@ from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseNeverReceived
+from twisted.web.client import (
+    Agent,
+    FileBodyProducer,
+    HTTPConnectionPool,
+    RequestGenerationFailed,
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 
@@ -34,6 +42,9 @@ _TRANSIENT = (
     net_error.ConnectionClosed,
     net_error.TimeoutError,
     ResponseNeverReceived,
+    ResponseFailed,
+    RequestTransmissionFailed,
+    RequestGenerationFailed,
     TimeoutError,
 )
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})

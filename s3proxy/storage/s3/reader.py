@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
@@ -15,6 +15,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
+from s3proxy.errors import ServiceUnavailable
 from s3proxy.interfaces import IObjectReader
 from s3proxy.model import ByteRange, ObjectInfo
 
@@ -60,8 +61,13 @@ class UpstreamReader:
         response: IResponse,
         byte_range: ByteRange | None,
         refetch: Callable[[ByteRange | None], Deferred[IResponse]],
+        clock: IReactorTime | None = None,
+        idle_timeout: float = 60.0,
     ) -> None:
         self.info = info
+        self._clock = clock
+        self._idle_timeout = idle_timeout
+        self._watchdog: IDelayedCall | None = None
         self.byte_range = byte_range
         self._response: IResponse | None = response
         self._fetched_range = byte_range
@@ -111,8 +117,27 @@ class UpstreamReader:
         self._transport = transport
         if self._paused:
             transport.pauseProducing()
+        self._watch()
+
+    def _watch(self) -> None:
+        """(Re)start the idle timer while we wait for the upstream, not for our consumer."""
+        self._unwatch()
+        if self._clock is not None and not self._paused and not self._ended:
+            self._watchdog = self._clock.callLater(self._idle_timeout, self._idle)
+
+    def _unwatch(self) -> None:
+        if self._watchdog is not None and self._watchdog.active():
+            self._watchdog.cancel()
+        self._watchdog = None
+
+    def _idle(self) -> None:
+        self._watchdog = None
+        if self._transport is not None and not self._finished_body:
+            self._transport.stopProducing()
+        self._end(Failure(ServiceUnavailable("The upstream store stopped sending.")))
 
     def _data(self, data: bytes) -> None:
+        self._watch()
         if self._stopped or self._consumer is None:
             return
         if self._paused:
@@ -121,6 +146,7 @@ class UpstreamReader:
         self._consumer.write(data)
 
     def _end(self, failure: Failure | None) -> None:
+        self._unwatch()
         if failure is None and (self._held or self._paused) and not self._stopped:
             self._finished_body = True  # deliver the rest once resumed
             return
@@ -140,6 +166,7 @@ class UpstreamReader:
 
     def pauseProducing(self) -> None:
         self._paused = True
+        self._unwatch()
         # Once the body is complete its connection may be back in the pool: leave it.
         if self._transport is not None and not self._finished_body and not self._ended:
             self._transport.pauseProducing()
@@ -153,6 +180,7 @@ class UpstreamReader:
         if self._finished_body:
             self._end(None)
         elif self._transport is not None and not self._ended:
+            self._watch()
             self._transport.resumeProducing()
 
     def stopProducing(self) -> None:

@@ -244,7 +244,9 @@ class S3Storage:
                 stored = replace(attributes, checksums=checksums)
                 return ObjectInfo(key, size, md5, now(), stored)
 
-            return UpstreamWriter(send, commit, content_md5, expected_size)
+            return UpstreamWriter(
+                send, commit, content_md5, expected_size, self.client.reactor, self.client.timeout
+            )
 
         return to_deferred(open_writer())
 
@@ -283,7 +285,9 @@ class S3Storage:
             def refetch(wanted: ByteRange | None) -> Deferred[IResponse]:
                 return to_deferred(self.get_response(bucket, key, wanted, info.etag))
 
-            return UpstreamReader(info, response, byte_range, refetch)
+            return UpstreamReader(
+                info, response, byte_range, refetch, self.client.reactor, self.client.timeout
+            )
 
         return to_deferred(open_reader())
 

@@ -139,7 +139,9 @@ class Uploads:
             etag = etag_of(response) or md5
             return ObjectInfo(key, size, etag, now())
 
-        return UpstreamWriter(send, commit, content_md5, expected_size)
+        return UpstreamWriter(
+            send, commit, content_md5, expected_size, self.client.reactor, self.client.timeout
+        )
 
     async def copy_part(
         self,

@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
-from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
+from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer, IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer, IResponse
 from zope.interface import implementer
 
-from s3proxy.errors import BadDigest, IncompleteBody
+from s3proxy.errors import BadDigest, IncompleteBody, S3Error, ServiceUnavailable
 from s3proxy.interfaces import IObjectWriter
 from s3proxy.model import ObjectInfo
 
@@ -65,7 +65,11 @@ class UpstreamWriter:
         commit: Committer,
         content_md5: bytes | None,
         expected_size: int | None,
+        clock: IReactorTime | None = None,
+        answer_timeout: float = 60.0,
     ) -> None:
+        self._clock = clock
+        self._answer_timeout = answer_timeout
         self._commit = commit
         self._content_md5 = content_md5
         self._expected_size = expected_size
@@ -169,7 +173,7 @@ class UpstreamWriter:
         return ensureDeferred(self._finish(dict(checksums or {})))
 
     async def _finish(self, checksums: dict[str, str]) -> ObjectInfo:
-        if self._failure is not None and not self._failure.check(WriterAborted):
+        if self._failure is not None and isinstance(self._failure.value, S3Error):
             self._failure.raiseException()
         digest = self._md5.digest()
         if self._expected_size is not None and self._size != self._expected_size:
@@ -181,9 +185,17 @@ class UpstreamWriter:
         self._finishing = True
         if self._body_done is not None and not self._body_done.called:
             self._body_done.callback(None)
+        # The whole body is out: an upstream that never answers is given up on.
+        timer = None
+        if self._clock is not None and not self._response.called:
+            timer = self._clock.callLater(self._answer_timeout, self._response.cancel)
         response = await self._response
+        if timer is not None and timer.active():
+            timer.cancel()
         if self._failure is not None:
-            self._failure.raiseException()
+            if isinstance(self._failure.value, S3Error):
+                self._failure.raiseException()
+            raise ServiceUnavailable("The upstream store did not take the object.")
         return await self._commit(response, digest.hex(), self._size, checksums)
 
     def _cut_off(self) -> None:

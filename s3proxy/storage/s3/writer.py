@@ -114,10 +114,10 @@ class UpstreamWriter:
         self._producer = None
 
     def write(self, data: bytes) -> None:
-        if self._closed:
-            return
         self._md5.update(data)
         self._size += len(data)
+        if self._closed:
+            return  # cut off, or the upstream gave up: finish() tells which
         if self._expected_size is not None and self._size > self._expected_size:
             return  # too long: finish() reports it; the upstream gets no excess
         if self._upstream is not None and not self._pending:

@@ -16,8 +16,11 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from s3proxy.auth.credentials import CredentialsError, load_credentials
+from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
+from s3proxy.configfile import ConfigError, option_values, read_config
 from s3proxy.interfaces import IStorage
+from s3proxy.socketactivation import inherited_listen_descriptions
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.storage.s3 import options as s3_options
@@ -44,7 +47,14 @@ class Options(usage.Options):
         "Serve an S3-compatible API. With no options: on 127.0.0.1:39999, storing "
         "objects as plain files under a default data directory."
     )
-    optParameters = [
+    optParameters: list[list[Any]] = [
+        [
+            "config",
+            "c",
+            None,
+            "TOML file of options by their long names (see etc/s3proxy.toml); "
+            "command-line options override it.",
+        ],
         [
             "listen",
             "l",
@@ -59,6 +69,20 @@ class Options(usage.Options):
             None,
             "Storage backend: file:/path (the default, under the data directory), memory:, "
             "or s3:http://host:port (an upstream S3 store; see the --upstream-* options).",
+        ],
+        [
+            "durability",
+            None,
+            "fsync",
+            "fsync: an object, its metadata and its directory entry are on stable storage "
+            "before the 200; none: skip the fsyncs (caches, tests). --no-fsync is none.",
+        ],
+        [
+            "shutdown-grace",
+            None,
+            "30s",
+            "On SIGTERM, how long in-flight requests may take to finish before their "
+            "connections are closed (e.g. 30s, 2m).",
         ],
         ["prefix", "p", DEFAULT_PREFIX, "Path prefix the API is also served under."],
         ["region", None, "us-east-1", "Region reported by GetBucketLocation and HeadBucket."],
@@ -90,6 +114,9 @@ class Options(usage.Options):
             "7d",
             "Abort multipart uploads older than this (e.g. 7d, 12h, 30m, 90s); 0 never.",
         ],
+        ["cache", None, None, "Directory of a local read cache of the objects read (off)."],
+        ["cache-size", None, "10G", "Size bound of the read cache, e.g. 10G, 512M or bytes."],
+        ["cache-ttl", None, "0", "Seconds a cached ETag is trusted without asking the backend."],
         *s3_options.OPTIONS,
     ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
@@ -98,20 +125,48 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self.raw_args: list[str] = []
+        self._listen_from_config = False
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         # Kept so that worker processes can be started with the same options.
         self.raw_args = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
+        path = _config_path(self.raw_args)
+        if path is not None:
+            self._apply_config(path)
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if path is None:
+                raise
+            sys.stderr.write(f"s3proxy: {e} (from the command line or config {path})\n")
+            raise SystemExit(2) from None
+
+    def _apply_config(self, path: str) -> None:
+        """The file's values become the defaults the command line overrides. A bad
+        file stops the daemon with one line, not twistd's usage text."""
+        names = [str(p[0]) for p in Options.optParameters if p[0] not in ("config", "listen")]
+        flags = [str(f[0]) for f in Options.optFlags]
+        try:
+            values = option_values(path, read_config(path), names, flags, ["listen"])
+        except ConfigError as e:
+            sys.stderr.write(f"s3proxy: {e}\n")
+            raise SystemExit(2) from None
+        for name, value in values.items():
+            self[name] = value
+        self._listen_from_config = "listen" in values
+        self.config_file = path
 
     def opt_listen(self, value: str) -> None:
+        if self._listen_from_config:
+            self["listen"] = []  # the command line's replace the file's
+            self._listen_from_config = False
         self["listen"].append(value)
 
     opt_l = opt_listen
 
     def postOptions(self) -> None:
         if not self["listen"]:
-            self["listen"] = [DEFAULT_LISTEN]
+            self["listen"] = inherited_listen_descriptions() or [DEFAULT_LISTEN]
         backend = self["backend"] or "file:" + default_data_dir()
         if backend.startswith(s3_options.SCHEME):
             self["backend"] = backend
@@ -138,6 +193,12 @@ class Options(usage.Options):
         except ValueError:
             raise usage.UsageError("--min-part-size must be a number of bytes") from None
         self["multipart-expiry"] = parse_duration(self["multipart-expiry"])
+        self["shutdown-grace"] = parse_duration(self["shutdown-grace"])
+        if self["durability"] not in ("fsync", "none"):
+            raise usage.UsageError("--durability must be fsync or none")
+        if self["no-fsync"]:
+            self["durability"] = "none"
+        self["fsync"] = self["durability"] == "fsync"
         try:
             self["workers"] = int(self["workers"])
             if self["workers"] < 1:
@@ -150,10 +211,26 @@ class Options(usage.Options):
                     tcp_address(description)
                 except ValueError as e:
                     raise usage.UsageError(f"--workers: {e}") from None
+        check_cache_options(self)
         self["users"] = None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _config_path(args: list[str]) -> str | None:
+    """The --config/-c value among the command-line arguments (the last one wins)."""
+    found = None
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("--config", "-c") and index + 1 < len(args):
+            found = args[index + 1]
+        elif arg.startswith("--config="):
+            found = arg[len("--config=") :]
+        elif arg.startswith("-c") and len(arg) > 2:
+            found = arg[2:]
+    return found
 
 
 def parse_duration(text: str) -> float:
@@ -279,10 +356,11 @@ def make_serving_service(
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:
-        storage = make_storage(config["backend"], pool, not config["no-fsync"], reactor, config)
+        storage = make_storage(config["backend"], pool, config["fsync"], reactor, config)
     except (OSError, RuntimeError, ValueError) as e:
         sys.stderr.write(f"s3proxy: cannot use backend {config['backend']}: {e}\n")
         raise SystemExit(1) from None
+    storage = cached_storage(storage, config, pool, reactor, worker_index)
     settings = Settings(
         prefix=config["prefix"].rstrip("/"),
         region=config["region"],

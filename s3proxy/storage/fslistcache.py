@@ -33,12 +33,16 @@ class ListingFieldCache:
     def get(self, path: str, stamp: Hashable | None) -> ListingFields | None:
         if stamp is None:
             return None
-        with self._lock:
-            found = self._entries.get(path)
-            if found is None or found[0] != stamp:
-                return None
+        # Lock-free: each OrderedDict call is atomic under the GIL; an entry evicted
+        # between the two calls just stays evicted.
+        found = self._entries.get(path)
+        if found is None or found[0] != stamp:
+            return None
+        try:
             self._entries.move_to_end(path)
-            return found[1]
+        except KeyError:
+            pass
+        return found[1]
 
     def put(
         self, path: str, stamp: Hashable | None, changed_ns: int, fields: ListingFields

@@ -14,12 +14,16 @@ import pytest
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.threadpool import ThreadPool
 
+from s3proxy.cache import CachingStorage
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
 from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
 
-BACKENDS = ("memory", "fs-xattr", "fs-sidecar", "s3-moto")
+# cache-*: the read cache over a backend; small blocks, so that objects span several.
+# s3-moto: the upstream S3 backend over a moto server.
+BACKENDS = ("memory", "fs-xattr", "fs-sidecar", "cache-memory", "cache-fs", "s3-moto")
+CACHE_BLOCK_SIZE = 64 * 1024
 
 
 def the_reactor() -> IReactorThreads:
@@ -70,8 +74,8 @@ def s3_storage(server: MotoServer) -> S3Storage:
 
 @pytest.fixture(params=BACKENDS)
 def storage(
-    request: pytest.FixtureRequest, fs_root: Path
-) -> Iterator[MemoryStorage | FilesystemStorage | S3Storage]:
+    request: pytest.FixtureRequest, fs_root: Path, tmp_path: Path
+) -> Iterator[MemoryStorage | FilesystemStorage | CachingStorage | S3Storage]:
     if request.param == "memory":
         yield MemoryStorage()
         return
@@ -81,12 +85,25 @@ def storage(
         storage.client.close()
         return
     pool = cast(ThreadPool, request.getfixturevalue("thread_pool"))
+    if request.param.startswith("cache-"):
+        backend: MemoryStorage | FilesystemStorage = (
+            MemoryStorage()
+            if request.param == "cache-memory"
+            else FilesystemStorage(str(fs_root), the_reactor(), pool, fsync=False)
+        )
+        cache_dir = str(tmp_path / "cache")
+        yield CachingStorage(
+            backend, cache_dir, 64 * 1024 * 1024, the_reactor(), pool, block_size=CACHE_BLOCK_SIZE
+        )
+        return
     metadata = request.param.removeprefix("fs-")
     yield FilesystemStorage(str(fs_root), the_reactor(), pool, metadata=metadata, fsync=False)
 
 
 @pytest.fixture
-def fs_storage(storage: MemoryStorage | FilesystemStorage | S3Storage) -> FilesystemStorage:
+def fs_storage(
+    storage: MemoryStorage | FilesystemStorage | CachingStorage | S3Storage,
+) -> FilesystemStorage:
     """The filesystem backends only; the memory run of a test using this is skipped."""
     if not isinstance(storage, FilesystemStorage):
         pytest.skip("filesystem backend only")

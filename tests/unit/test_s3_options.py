@@ -114,3 +114,17 @@ def test_bad_prefix(keys_file: Path) -> None:
             "--upstream-bucket-prefix",
             "UPPER_",
         )
+
+
+def test_s3_backend_from_the_config_file(tmp_path: Path, keys_file: Path) -> None:
+    config = tmp_path / "s3proxy.toml"
+    config.write_text(
+        'backend = "s3:http://127.0.0.1:9000"\n'
+        f'upstream-credentials = "{keys_file}"\n'
+        'upstream_bucket_prefix = "gw2-"\n'
+    )
+    options = parse("--config", str(config))
+    storage = make_storage(options["backend"], ThreadPool(), False, Clock(), options)
+    assert isinstance(storage, S3Storage)
+    assert storage.prefix == "gw2-"
+    assert storage.client.credentials.secret_key == SECRET

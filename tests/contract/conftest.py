@@ -21,8 +21,17 @@ from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
 from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
 
 # cache-*: the read cache over a backend; small blocks, so that objects span several.
-# s3-moto: the upstream S3 backend over a moto server.
-BACKENDS = ("memory", "fs-xattr", "fs-sidecar", "cache-memory", "cache-fs", "s3-moto")
+# s3-moto: the upstream S3 backend over a moto server (cache-s3-moto: the read cache
+# in front of it, the pairing the cache is meant for).
+BACKENDS = (
+    "memory",
+    "fs-xattr",
+    "fs-sidecar",
+    "cache-memory",
+    "cache-fs",
+    "s3-moto",
+    "cache-s3-moto",
+)
 CACHE_BLOCK_SIZE = 64 * 1024
 
 
@@ -86,15 +95,19 @@ def storage(
         return
     pool = cast(ThreadPool, request.getfixturevalue("thread_pool"))
     if request.param.startswith("cache-"):
-        backend: MemoryStorage | FilesystemStorage = (
-            MemoryStorage()
-            if request.param == "cache-memory"
-            else FilesystemStorage(str(fs_root), the_reactor(), pool, fsync=False)
-        )
+        backend: MemoryStorage | FilesystemStorage | S3Storage
+        if request.param == "cache-memory":
+            backend = MemoryStorage()
+        elif request.param == "cache-s3-moto":
+            backend = s3_storage(cast(MotoServer, request.getfixturevalue("moto_server")))
+        else:
+            backend = FilesystemStorage(str(fs_root), the_reactor(), pool, fsync=False)
         cache_dir = str(tmp_path / "cache")
         yield CachingStorage(
             backend, cache_dir, 64 * 1024 * 1024, the_reactor(), pool, block_size=CACHE_BLOCK_SIZE
         )
+        if isinstance(backend, S3Storage):
+            backend.client.close()
         return
     metadata = request.param.removeprefix("fs-")
     yield FilesystemStorage(str(fs_root), the_reactor(), pool, metadata=metadata, fsync=False)

@@ -205,3 +205,32 @@ def test_upstream_keys_never_logged(gateway: Daemon) -> None:
     assert "s3proxy serving s3:" in log  # the log was written, and is the daemon's
     assert SECRET_KEY not in log
     assert ACCESS_KEY not in log
+
+
+def test_read_cache_in_front_of_the_upstream(
+    moto: MotoServer, make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """``--cache`` over ``s3:``: a second read is served again, and a write through
+    the gateway is seen at once."""
+    daemon = make_daemon(
+        f"s3:{moto.endpoint}",
+        "--upstream-credentials",
+        str(credentials_file(tmp_path)),
+        "--upstream-bucket-prefix",
+        "cached-",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--cache-size",
+        "64M",
+    )
+    s3 = boto3_client(daemon.endpoint)
+    bucket = f"it-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    first = random.Random(3).randbytes(3 * MiB)
+    s3.put_object(Bucket=bucket, Key="k", Body=first)
+    for _ in range(2):
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == first
+    second = random.Random(4).randbytes(MiB)
+    s3.put_object(Bucket=bucket, Key="k", Body=second)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == second
+    assert any((tmp_path / "cache").rglob("*"))

@@ -32,6 +32,7 @@ from s3proxy.services import (
 from s3proxy.socketactivation import inherited_listen_descriptions
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
+from s3proxy.storage.s3 import options as s3_options
 from s3proxy.web.app import S3Application
 from s3proxy.web.drain import DrainService
 from s3proxy.web.request import make_site
@@ -76,7 +77,8 @@ class Options(usage.Options):
             "backend",
             "b",
             None,
-            "Storage backend: file:/path (the default, under the data directory) or memory:.",
+            "Storage backend: file:/path (the default, under the data directory), memory:, "
+            "or s3:http://host:port (an upstream S3 store; see the --upstream-* options).",
         ],
         [
             "durability",
@@ -125,6 +127,7 @@ class Options(usage.Options):
         ["cache", None, None, "Directory of a local read cache of the objects read (off)."],
         ["cache-size", None, "10G", "Size bound of the read cache, e.g. 10G, 512M or bytes."],
         ["cache-ttl", None, "0", "Seconds a cached ETag is trusted without asking the backend."],
+        *s3_options.OPTIONS,
     ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
@@ -173,8 +176,13 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = inherited_listen_descriptions() or [DEFAULT_LISTEN]
         backend = self["backend"] or "file:" + default_data_dir()
-        if not (backend.startswith("file:") or backend == "memory:"):
-            raise usage.UsageError(f"unknown backend {backend!r}: use file:/path or memory:")
+        if backend.startswith(s3_options.SCHEME):
+            self["backend"] = backend
+            s3_options.check_options(self)
+        elif not (backend.startswith("file:") or backend == "memory:"):
+            raise usage.UsageError(
+                f"unknown backend {backend!r}: use file:/path, memory: or s3:http://host:port"
+            )
         if backend.startswith("file:") and not backend[len("file:") :]:
             raise usage.UsageError("file: needs a directory, e.g. file:/var/lib/s3proxy")
         self["backend"] = backend
@@ -276,9 +284,13 @@ class ThreadPoolService(Service):
         return done
 
 
-def make_storage(backend: str, pool: ThreadPool, fsync: bool, reactor: Any) -> IStorage:
+def make_storage(
+    backend: str, pool: ThreadPool, fsync: bool, reactor: Any, options: Any = None
+) -> IStorage:
     if backend == "memory:":
         return MemoryStorage()
+    if backend.startswith(s3_options.SCHEME):
+        return s3_options.make_s3_storage(backend, options or {}, reactor)
     root = backend[len("file:") :]
     os.makedirs(root, exist_ok=True)
     return FilesystemStorage(root, reactor, pool, fsync=fsync)
@@ -375,7 +387,7 @@ def make_serving_service(
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:
-        storage = make_storage(config["backend"], pool, config["fsync"], reactor)
+        storage = make_storage(config["backend"], pool, config["fsync"], reactor, config)
     except (OSError, RuntimeError, ValueError) as e:
         fatal(f"cannot use backend {config['backend']}: {e}")
     storage = cached_storage(storage, config, pool, reactor, worker_index)

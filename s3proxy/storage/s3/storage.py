@@ -33,6 +33,7 @@ from s3proxy.model import (
     UploadsPage,
 )
 from s3proxy.names import is_valid_bucket_name
+from s3proxy.storage.bucketcache import BucketInfoCache
 from s3proxy.storage.s3 import upstream_xml
 from s3proxy.storage.s3.attributes import (
     attribute_headers,
@@ -62,6 +63,8 @@ class S3Storage:
         self.prefix = bucket_prefix
         self.state = StateStore(client, bucket_prefix + STATE_BUCKET)
         self.uploads = Uploads(self)
+        # Every request's authorization reads its bucket (two upstream requests).
+        self._bucket_infos = BucketInfoCache()
 
     # -- names -----------------------------------------------------------------------
 
@@ -132,16 +135,28 @@ class S3Storage:
             if acl is not None:
                 await self.state.put(f"buckets/{bucket}", {"acl": acl.to_json()})
 
-        return to_deferred(create_bucket())
+        return self._changing_bucket(bucket, to_deferred(create_bucket()))
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         async def put_bucket_acl() -> None:
             await self.require_bucket(bucket)
             await self.state.put(f"buckets/{bucket}", {"acl": acl.to_json()})
 
-        return to_deferred(put_bucket_acl())
+        return self._changing_bucket(bucket, to_deferred(put_bucket_acl()))
+
+    def _changing_bucket(self, bucket: str, change: Deferred[None]) -> Deferred[None]:
+        self._bucket_infos.changed(bucket)
+
+        def done(result: object) -> object:
+            self._bucket_infos.changed(bucket)
+            return result
+
+        return change.addBoth(done)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
+        return self._bucket_infos.head(bucket, self._head_bucket)
+
+    def _head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         async def head_bucket() -> BucketInfo:
             self.upstream_name(bucket)
             for b in await self.upstream_buckets():
@@ -164,7 +179,7 @@ class S3Storage:
             for key in await self.state.keys(f"parts/{bucket}/"):
                 await self.state.delete(key)
 
-        return to_deferred(delete_bucket())
+        return self._changing_bucket(bucket, to_deferred(delete_bucket()))
 
     def list_objects(
         self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int

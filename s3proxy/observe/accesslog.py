@@ -24,12 +24,11 @@ ACCESS_FIELDS = (
     "completed",
 )
 
-# The text log's line. ``target`` and ``error`` are display forms of bucket/key and
-# error_code (never empty, no spaces), so the line splits on blanks.
-TEXT_FORMAT = (
-    "{remote} {user} {method} {target} {operation} {status} {error} "
-    "in={bytes_in} out={bytes_out} {duration_ms}ms id={request_id}"
-)
+# The text log's line. twisted.logger formats ``log_format`` with a pure-Python
+# formatter, ~3 us per field (30 us for this line: most of the access log's cost);
+# so the format has one field, a callable that renders the line with an f-string,
+# and only when a text observer asks (the JSON log never does).
+TEXT_FORMAT = "{text()}"
 
 access_log = Logger(namespace=ACCESS_NAMESPACE)
 
@@ -62,6 +61,16 @@ def emit_access(
     duration_ms: float,
     completed: bool,
 ) -> None:
+    def text() -> str:
+        # ``target`` and ``error`` are never empty and have no blanks: the line
+        # splits on blanks.
+        target = display_target(bucket, key)
+        error = error_code or ("-" if completed else "ConnectionLost")
+        return (
+            f"{remote} {user} {method} {target} {operation} {status} {error} "
+            f"in={bytes_in} out={bytes_out} {duration_ms}ms id={request_id}"
+        )
+
     access_log.info(
         TEXT_FORMAT,
         request_id=request_id,
@@ -77,6 +86,5 @@ def emit_access(
         bytes_out=bytes_out,
         duration_ms=duration_ms,
         completed=completed,
-        target=display_target(bucket, key),
-        error=error_code or ("-" if completed else "ConnectionLost"),
+        text=text,
     )

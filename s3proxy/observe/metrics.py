@@ -4,7 +4,7 @@ of ``--workers N`` has its own: a scrape sees the worker that accepted it)."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 # Latency buckets in seconds: small requests take around a millisecond, large
 # uploads many seconds.
@@ -26,7 +26,8 @@ LATENCY_BUCKETS = (
     60.0,
 )
 
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# What generate_latest writes: the classic text format every Prometheus reads.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:

@@ -35,14 +35,18 @@ class RequestMonitor:
         """Start watching ``request``; the caller fills the record in as it goes."""
         record = AccessRecord(request_id, getattr(request, "started", None))
         self.metrics.in_flight.inc()
-        request.notifyFinish().addBoth(self._ended, request, record)
+        if request._disconnected:
+            # Gone before we started: notifyFinish would never fire.
+            self._ended(None, request, record)
+        else:
+            request.notifyFinish().addBoth(self._ended, request, record)
         return record
 
     def _ended(self, result: object, request: Request, record: AccessRecord) -> None:
         # ``result`` is None, or a Failure when the connection was lost first: that
         # is an outcome to record, not an error to propagate.
         seconds = monotonic() - record.started
-        completed = result is None and not record.failed_midway
+        completed = result is None and not record.failed_midway and not request._disconnected
         status = request.code if request.startedWriting else 0
         bytes_in: int = getattr(request, "bytes_in", 0)
         bytes_out = request.sentLength

@@ -272,15 +272,23 @@ class S3Application:
             return ChunkVerifier(ctx.auth)
         return None
 
-    def _dispatch(self, ctx: S3Context) -> Handler:
+    def _route(self, ctx: S3Context) -> tuple[str, str, Handler | None]:
+        """(level, sub-resource, handler); names the operation before the signature
+        is checked, so that the access log says what a refused request asked for."""
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
         subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
         found = OPERATIONS.get((level, ctx.method, subresource))
         if found is None:
+            return level, subresource, None
+        ctx.operation, handler = found
+        return level, subresource, handler
+
+    def _dispatch(self, ctx: S3Context, route: tuple[str, str, Handler | None]) -> Handler:
+        level, subresource, handler = route
+        if handler is None:
             if subresource or ctx.method not in KNOWN_METHODS:
                 raise NotImplementedError_()
             raise MethodNotAllowed(Method=ctx.method, ResourceType=level.upper())
-        ctx.operation, handler = found
         if ctx.bucket is not None and ctx.operation != "CreateBucket":
             # Never hand a name no bucket can have to a backend.
             if not is_valid_bucket_name(ctx.bucket):
@@ -299,8 +307,9 @@ class S3Application:
             ctx = self._context(request, request_id)
             record.context = ctx
             resource = ctx.resource
+            route = self._route(ctx)
             self._identify(ctx)
-            handler = self._dispatch(ctx)
+            handler = self._dispatch(ctx, route)
             checks, error = safe_checks(ctx.headers)
             if error is not None:
                 raise error

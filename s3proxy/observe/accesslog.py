@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from twisted.logger import Logger
 
 ACCESS_NAMESPACE = "s3proxy.access"
@@ -35,14 +37,15 @@ access_log = Logger(namespace=ACCESS_NAMESPACE)
 
 def display_target(bucket: str | None, key: str | None) -> str:
     """``/bucket/key`` for the text line; a key with blanks or control characters
-    is shown as a Python string literal so that the line stays one line."""
+    is percent-encoded (as S3's own access logs write keys), so that the line stays
+    one line and splits on blanks."""
     if bucket is None:
         return "/"
     if key is None:
         return "/" + bucket
     if key.isprintable() and " " not in key:
         return f"/{bucket}/{key}"
-    return f"/{bucket}/{key!r}"
+    return f"/{bucket}/{quote(key, safe='/')}"
 
 
 def emit_access(

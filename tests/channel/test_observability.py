@@ -167,7 +167,7 @@ def test_text_line_is_one_readable_line(events: EventLoggingObserver) -> None:
     assert fields[:3] == ["192.168.1.1", "anonymous", "GET"]
     assert fields[-1] == f"id={missing.header('x-amz-request-id')}"
     assert "GetObject 404 NoSuchKey" in line
-    assert f"/{BUCKET}/'a key\\nwith a newline'" in line
+    assert f"/{BUCKET}/a%20key%0Awith%20a%20newline " in line
 
 
 def test_json_line_has_exactly_the_access_fields(events: EventLoggingObserver) -> None:

@@ -149,3 +149,13 @@ def test_json_failures_carry_their_traceback() -> None:
     record = json.loads(out.getvalue())
     assert record["message"] == "it broke"
     assert "ZeroDivisionError" in record["traceback"]
+
+
+def test_log_format_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "s3proxy.toml"
+    config.write_text('backend = "memory:"\nlog-format = "json"\nadmin-listen = "tcp:9100"\n')
+    twistd = ServerOptions()
+    twistd.parseOptions(["-n", "s3proxy", "--config", str(config)])
+    options = twistd.subOptions
+    assert (options["log-format"], options["admin-listen"]) == ("json", "tcp:9100")
+    assert twistd["logger"] is namedAny("s3proxy.observe.jsonlog.twistd_json_observer")

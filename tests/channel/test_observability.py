@@ -51,6 +51,32 @@ class BrokenStorage(MemoryStorage):
         return super().open_reader(bucket, key, *args, **kwargs)
 
 
+class FailingReader:
+    """Writes the first half of the object, then fails as a disk read error would."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.info = reader.info
+        self.byte_range = reader.byte_range
+
+    def start(self, consumer: Any) -> Deferred[None]:
+        self.reader.close()
+        consumer.write(b"h" * (self.info.size // 2))
+        return fail(OSError(5, "Input/output error"))
+
+    def restrict(self, byte_range: Any) -> None:
+        self.reader.restrict(byte_range)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class MidwayFailingStorage(MemoryStorage):
+    def open_reader(self, bucket: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        d = super().open_reader(bucket, key, *args, **kwargs)
+        return d.addCallback(FailingReader)
+
+
 class Site:
     """One application and a way to open connections to it."""
 
@@ -246,6 +272,26 @@ def test_backend_failures_count_as_backend_errors(no_logged_errors: list[str]) -
     assert sample(metrics, "s3proxy_requests_total", operation="GetObject", status="500") == 1
     # The application logged the failure (as it must); that one is expected here.
     assert len(no_logged_errors) == 1 and "internal error" in no_logged_errors[0]
+    no_logged_errors.clear()
+
+
+def test_a_body_cut_short_is_a_backend_error(
+    events: EventLoggingObserver, no_logged_errors: list[str]
+) -> None:
+    site = Site(MidwayFailingStorage())
+    site.call("PUT", f"/{BUCKET}")
+    site.call("PUT", f"/{BUCKET}/k", body=b"0123456789")
+    connection = site.connect()
+    connection.transport.abortConnection = (  # type: ignore[method-assign]
+        lambda: connection.protocol.connectionLost(Failure(ConnectionLost()))
+    )
+    connection.protocol.dataReceived(request_bytes("GET", f"/{BUCKET}/k"))
+    site.clock.advance(0)
+    [event] = access_events(events)[2:]
+    assert (event["status"], event["completed"], event["bytes_out"]) == (200, False, 5)
+    metrics = site.metrics()
+    assert sample(metrics, "s3proxy_backend_errors_total", operation="GetObject") == 1
+    assert len(no_logged_errors) == 1 and "failed mid-response" in no_logged_errors[0]
     no_logged_errors.clear()
 
 

@@ -62,7 +62,9 @@ def test_admin_listen_with_workers_is_refused() -> None:
 
 
 def test_admin_paths_beside_the_api_by_default() -> None:
-    service = makeService(parse("--backend", "memory:", "--listen", "tcp:0"), Clock())
+    service = makeService(
+        parse("--backend", "memory:", "--listen", "tcp:0:interface=127.0.0.1"), Clock()
+    )
     assert isinstance(service, MultiService)
     [api] = listeners(service)
     resource = api.factory.resource  # type: ignore[attr-defined]
@@ -70,10 +72,18 @@ def test_admin_paths_beside_the_api_by_default() -> None:
 
 
 def test_admin_listen_gets_its_own_site_and_the_api_loses_the_paths() -> None:
-    options = parse("--backend", "memory:", "--listen", "tcp:0", "--admin-listen", "tcp:9100")
+    options = parse(
+        "--backend",
+        "memory:",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--admin-listen",
+        "tcp:9100",
+    )
     service = makeService(options, Clock())
     assert isinstance(service, MultiService)
-    admin, api = listeners(service)
+    [admin] = [s for s in listeners(service) if isinstance(s.factory.resource, AdminResource)]  # type: ignore[attr-defined]
+    [api] = [s for s in listeners(service) if s is not admin]
     assert isinstance(admin.endpoint, TCP4ServerEndpoint) and admin.endpoint._port == 9100
     assert isinstance(admin.factory, server.Site)
     assert isinstance(admin.factory.resource, AdminResource)

@@ -421,7 +421,9 @@ def make_serving_service(
     # -- observability: the admin endpoints beside the API, or on --admin-listen --
     site = make_site(app.resource(admin=not config["admin-listen"]), reactor)
     # Stopped in reverse: the listeners, then the requests in flight, then the pool.
-    DrainService(site.connections, reactor, config["shutdown-grace"]).setServiceParent(service)
+    DrainService(
+        site.connections, reactor, config["shutdown-grace"], on_stop=app.mark_stopping
+    ).setServiceParent(service)
     for description, endpoint in zip(config["listen"], endpoints, strict=True):
         ListeningService(endpoint, site, description).setServiceParent(service)
     add_admin_listener(config, service, app.admin_resource(), reactor)

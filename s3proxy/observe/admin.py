@@ -5,6 +5,7 @@ nothing secret: fixed words and counters by operation and status."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -47,8 +48,16 @@ class AdminResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, storage: IStorage, metrics: Metrics, prefix: str, reactor: Any) -> None:
+    def __init__(
+        self,
+        storage: IStorage,
+        metrics: Metrics,
+        prefix: str,
+        reactor: Any,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__()
+        self.stopping = stopping
         self.storage = storage
         self.metrics = metrics
         self.prefix = prefix
@@ -71,6 +80,11 @@ class AdminResource(Resource):
         return _answer(request, 404, b"not found\n", TEXT)
 
     def _ready(self, request: Request) -> None:
+        if self.stopping():
+            # Shutting down: a load balancer should send new requests elsewhere.
+            request.write(_answer(request, 503, b"stopping\n", TEXT))
+            request.finish()
+            return
         d: Deferred[None] = self.storage.check()
         d.addTimeout(READY_TIMEOUT, self.reactor)
 

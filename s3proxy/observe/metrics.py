@@ -3,7 +3,10 @@ of ``--workers N`` has its own: a scrape sees the worker that accepted it)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 # Latency buckets in seconds: small requests take around a millisecond, large
@@ -106,6 +109,36 @@ class Metrics:
         if backend_error:
             errors.inc()
 
+    def watch_cache(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        """Expose the read cache's counters (``CachingStorage.stats``) too."""
+        self.registry.register(CacheCollector(stats))
+
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self.registry)
+
+
+# The read cache's stats() names that are sizes now rather than counts since start-up.
+CACHE_GAUGES = {"entries", "blocks", "bytes", "max_bytes"}
+
+
+class CacheCollector:
+    """Reads the cache's counters when scraped: ``s3proxy_cache_hits_total``,
+    ``s3proxy_cache_misses_total``, ``s3proxy_cache_evictions_total``, ... and the
+    gauges ``s3proxy_cache_bytes``, ``s3proxy_cache_max_bytes``, ``s3proxy_cache_entries``,
+    ``s3proxy_cache_blocks``."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        for name, value in sorted(self._stats().items()):
+            metric_name = f"s3proxy_cache_{name}"
+            help_text = f"Read cache: {name.replace('_', ' ')}."
+            if name in CACHE_GAUGES:
+                yield GaugeMetricFamily(metric_name, help_text, value=value)
+            else:
+                yield CounterMetricFamily(metric_name, help_text, value=value)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

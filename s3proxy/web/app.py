@@ -189,15 +189,29 @@ class S3Application:
         self.reactor = reactor
         # The access log and the metrics.
         self.monitor = monitor or RequestMonitor()
+        # Set once SIGTERM's draining starts: readiness then says 503.
+        self.stopping = False
+        stats = getattr(storage, "stats", None)
+        if callable(stats):  # a read cache in front of the backend
+            self.monitor.metrics.watch_cache(stats)
 
     def set_users(self, users: Mapping[str, User] | None) -> None:
         """Who may sign requests (None: open mode); replaced on SIGHUP."""
         self.users = users
         self.known_emails = {u.email for u in (users or {}).values() if u.email}
 
+    def mark_stopping(self) -> None:
+        self.stopping = True
+
     def admin_resource(self) -> AdminResource:
         """The /-/health, /-/ready and /-/metrics endpoints of this application."""
-        return AdminResource(self.storage, self.monitor.metrics, self.settings.prefix, self.reactor)
+        return AdminResource(
+            self.storage,
+            self.monitor.metrics,
+            self.settings.prefix,
+            self.reactor,
+            stopping=lambda: self.stopping,
+        )
 
     def resource(self, admin: bool = True) -> Resource:
         """The S3 API; with ``admin``, also the admin endpoints under ``/-/``."""

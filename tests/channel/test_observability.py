@@ -346,6 +346,15 @@ def test_ready_follows_the_storage() -> None:
     assert site.call("GET", "/-/health").status == 200  # alive, though not ready
 
 
+def test_not_ready_once_shutting_down() -> None:
+    site = Site()
+    assert site.call("GET", "/-/ready").status == 200
+    site.app.mark_stopping()  # what SIGTERM's drain does first
+    response = site.call("GET", "/-/ready")
+    assert (response.status, response.body) == (503, b"stopping\n")
+    assert site.call("GET", "/-/health").status == 200
+
+
 def test_ready_answers_503_when_the_storage_hangs() -> None:
     storage = BrokenStorage()
     storage.hang = True

@@ -13,7 +13,13 @@ from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.bucket_ops import owner_element, query_int
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import check_preconditions, content_md5, parse_range
-from s3proxy.web.object_ops import copy_source, expected_size, part_number, receive_body
+from s3proxy.web.object_ops import (
+    copy_source,
+    expected_size,
+    part_number,
+    receive_body,
+    with_requested_tags,
+)
 
 MAX_LISTED_PARTS = 1000
 MAX_LISTED_UPLOADS = 1000
@@ -28,7 +34,7 @@ def _upload_id(ctx: S3Context) -> str:
 async def create_multipart_upload(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    attributes = new_object_attributes(ctx)
+    attributes = with_requested_tags(ctx, new_object_attributes(ctx))
     await ctx.request.body.drain()
     upload: UploadInfo = await ctx.storage.create_multipart_upload(bucket, key, attributes)
     return xml_response(

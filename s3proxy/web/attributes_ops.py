@@ -62,7 +62,7 @@ def _parts(ctx: S3Context, info: ObjectInfo) -> Any:
     truncated = len(after) > len(page)
     return xml.element(
         "ObjectParts",
-        ("TotalPartsCount", len(info.part_sizes)),
+        ("PartsCount", len(info.part_sizes)),  # TotalPartsCount in the SDKs
         ("PartNumberMarker", marker),
         ("NextPartNumberMarker", page[-1][0] if page else marker),
         ("MaxParts", max_parts),

@@ -20,6 +20,7 @@ from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
+from s3proxy.web.conditional import check_write_conditions
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
     check_preconditions,
@@ -60,6 +61,7 @@ async def put_object(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
     attributes = with_requested_tags(ctx, new_object_attributes(ctx))
+    await check_write_conditions(ctx)
     md5 = content_md5(ctx.headers)
     info, checksums = await receive_body(
         ctx,
@@ -243,5 +245,7 @@ async def get_object(ctx: S3Context) -> S3Response:
 async def delete_object(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
+    if ctx.headers.get("if-match") is not None:
+        await check_write_conditions(ctx)
     await ctx.storage.delete_object(bucket, key)
     return S3Response(status=204)

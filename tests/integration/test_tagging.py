@@ -29,9 +29,12 @@ def test_object_tagging_round_trip(s3: Any, bucket: str) -> None:
         {"Key": "a", "Value": "1"},
         {"Key": "b", "Value": "two"},
     ]
-    assert s3.head_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPHeaders"][
-        "x-amz-tagging-count"
-    ] == "2"
+    assert (
+        s3.head_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPHeaders"][
+            "x-amz-tagging-count"
+        ]
+        == "2"
+    )
     got = s3.get_object(Bucket=bucket, Key="k")
     assert got["TagCount"] == 2 and got["Body"].read() == b"data"
     deleted = s3.delete_object_tagging(Bucket=bucket, Key="k")
@@ -211,9 +214,7 @@ def test_empty_bucket_settings(s3: Any, bucket: str) -> None:
     accelerate = s3.get_bucket_accelerate_configuration(Bucket=bucket)
     assert accelerate["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert "Status" not in accelerate
-    assert s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"][
-        "x-amz-bucket-region"
-    ]
+    assert s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"]
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
 
 

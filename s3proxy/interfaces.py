@@ -122,11 +122,15 @@ class IStorage(Interface):
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> Deferred[IObjectWriter]:
         """Fires with an IObjectWriter for a new version of ``key`` carrying
         ``attributes`` (ObjectAttributes). ``content_md5`` (16 raw bytes) and
         ``expected_size`` are checked by ``finish``. Fails with NoSuchBucket,
-        InvalidArgument for a key this backend cannot store, or a key conflict."""
+        InvalidArgument for a key this backend cannot store, or a key conflict.
+        With ``create_only`` (``If-None-Match: *``) ``finish`` fails with
+        PreconditionFailed if the key exists when it commits, atomically: of two
+        racing creators exactly one succeeds."""
 
     def open_reader(bucket: str, key: str, byte_range: ByteRange | None) -> Deferred[IObjectReader]:
         """Fires with an IObjectReader for the object, limited to ``byte_range``
@@ -199,8 +203,10 @@ class IStorage(Interface):
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> Deferred[ObjectInfo]:
-        """Assemble the listed (part number, ETag) parts into the object, atomically,
+        """``create_only`` as for ``open_writer`` (the upload stays on a 412).
+        Assemble the listed (part number, ETag) parts into the object, atomically,
         and remove the upload. Fails with NoSuchUpload, InvalidPart, InvalidPartOrder
         or EntityTooSmall (see ``s3proxy.storage.multipart.select_parts``). Of two
         concurrent completions of one upload exactly one succeeds."""

@@ -198,8 +198,11 @@ class CachingStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> Deferred[IObjectWriter]:
-        d = self.backend.open_writer(bucket, key, attributes, content_md5, expected_size)
+        d = self.backend.open_writer(
+            bucket, key, attributes, content_md5, expected_size, create_only=create_only
+        )
         return d.addCallback(InvalidatingWriter, self._invalidating(bucket, key))
 
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
@@ -231,8 +234,11 @@ class CachingStorage:
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> Deferred[ObjectInfo]:
-        d = self.backend.complete_multipart_upload(bucket, key, upload_id, parts, min_part_size)
+        d = self.backend.complete_multipart_upload(
+            bucket, key, upload_id, parts, min_part_size, create_only=create_only
+        )
         return d.addBoth(self._invalidating(bucket, key))
 
     # -- IStorage: buckets -----------------------------------------------------------

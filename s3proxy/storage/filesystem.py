@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -48,6 +49,7 @@ from s3proxy.errors import (
     NoSuchBucket,
     NoSuchKey,
     ObjectParentIsFile,
+    PreconditionFailed,
 )
 from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
 from s3proxy.model import (
@@ -831,6 +833,7 @@ class FilesystemStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> IObjectWriter:
         path = KeyPath(key)
         if bucket not in self._known_buckets:
@@ -841,7 +844,7 @@ class FilesystemStorage:
 
         def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             stored = dataclasses.replace(attributes, checksums=checksums)
-            return self._seal_and_commit(file, temp, bucket, path, stored, etag)
+            return self._seal_and_commit(file, temp, bucket, path, stored, etag, create_only)
 
         return FilesystemWriter(
             self, lambda: self._prepare_write(bucket), commit, content_md5, expected_size
@@ -854,9 +857,10 @@ class FilesystemStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> Deferred[IObjectWriter]:
         return Deferred.fromCoroutine(
-            self._open_writer(bucket, key, attributes, content_md5, expected_size)
+            self._open_writer(bucket, key, attributes, content_md5, expected_size, create_only)
         )
 
     def _sync_dir(self, path: str | int) -> None:
@@ -884,9 +888,10 @@ class FilesystemStorage:
         path: KeyPath,
         attributes: ObjectAttributes,
         etag: str,
+        create_only: bool = False,
     ) -> ObjectInfo:
         self._seal(file)
-        return self._commit_temp(temp, bucket, path, attributes, etag)
+        return self._commit_temp(temp, bucket, path, attributes, etag, create_only=create_only)
 
     def _commit_temp(
         self,
@@ -896,9 +901,10 @@ class FilesystemStorage:
         attributes: ObjectAttributes,
         etag: str,
         part_sizes: tuple[int, ...] = (),
+        create_only: bool = False,
     ) -> ObjectInfo:
         """Runs on the pool: make the verified, synced temporary file the object,
-        atomically."""
+        atomically (with ``create_only``, only if no object has the key)."""
         st = os.stat(temp)
         if path.marker and st.st_size:
             raise InvalidArgument(
@@ -909,10 +915,10 @@ class FilesystemStorage:
             parent = self._open_parent(bucket, path, create=True)
             try:
                 if path.marker:
-                    self._commit_marker(parent, bucket, path, record)
+                    self._commit_marker(parent, bucket, path, record, create_only)
                     os.unlink(temp)
                 else:
-                    self._commit_file(parent, temp, bucket, path, record)
+                    self._commit_file(parent, temp, bucket, path, record, create_only)
                 self._sync_dir(parent)
                 break
             except FileNotFoundError:
@@ -925,7 +931,13 @@ class FilesystemStorage:
         return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
 
     def _commit_file(
-        self, parent: int, temp: str, bucket: str, path: KeyPath, record: MetaRecord
+        self,
+        parent: int,
+        temp: str,
+        bucket: str,
+        path: KeyPath,
+        record: MetaRecord,
+        create_only: bool = False,
     ) -> None:
         try:
             existing = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
@@ -933,6 +945,9 @@ class FilesystemStorage:
             existing = None
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise ExistingObjectIsDirectory(Key=path.key)
+        if create_only:
+            self._commit_new_file(parent, temp, bucket, path, record, existing)
+            return
         if isinstance(self.metadata, XattrMetadata):
             self.metadata.save(bucket, path.key, temp, record)
         else:
@@ -942,7 +957,39 @@ class FilesystemStorage:
         except IsADirectoryError:
             raise ExistingObjectIsDirectory(Key=path.key) from None
 
-    def _commit_marker(self, parent: int, bucket: str, path: KeyPath, record: MetaRecord) -> None:
+    def _commit_new_file(
+        self,
+        parent: int,
+        temp: str,
+        bucket: str,
+        path: KeyPath,
+        record: MetaRecord,
+        existing: os.stat_result | None,
+    ) -> None:
+        """``If-None-Match: *``: link(2) creates the name only if nothing holds it, so
+        of two racing creators exactly one wins. (A sidecar record is written after
+        the link: until then the new file reads as a file another program wrote.)"""
+        if existing is not None:
+            raise PreconditionFailed(Condition="If-None-Match")
+        xattr = isinstance(self.metadata, XattrMetadata)
+        if xattr:
+            self.metadata.save(bucket, path.key, temp, record)
+        try:
+            os.link(temp, path.name, dst_dir_fd=parent, follow_symlinks=False)
+        except FileExistsError:
+            raise PreconditionFailed(Condition="If-None-Match") from None
+        os.unlink(temp)
+        if not xattr:
+            self.metadata.save(bucket, path.key, "", record)
+
+    def _commit_marker(
+        self,
+        parent: int,
+        bucket: str,
+        path: KeyPath,
+        record: MetaRecord,
+        create_only: bool = False,
+    ) -> None:
         try:
             os.mkdir(path.name, dir_fd=parent)
         except FileExistsError:
@@ -954,6 +1001,13 @@ class FilesystemStorage:
                 raise ObjectParentIsFile(Key=path.key) from None
             raise
         try:
+            if create_only:
+                # The directory may hold other keys already: the marker record is
+                # what exists or not, checked and written under the directory's lock.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                existing = self.metadata.load(bucket, path.key, "", fd)
+                if existing is not None and existing.marker:
+                    raise PreconditionFailed(Condition="If-None-Match")
             record = MetaRecord(record.etag, 0, 0, record.attributes, marker=True)
             self.metadata.save(bucket, path.key, fd, record)
         finally:
@@ -1238,8 +1292,11 @@ class FilesystemStorage:
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> Deferred[ObjectInfo]:
-        return self._run(self.uploads.complete, bucket, key, upload_id, parts, min_part_size)
+        return self._run(
+            self.uploads.complete, bucket, key, upload_id, parts, min_part_size, create_only
+        )
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]:
         return self._run(self.uploads.abort, bucket, key, upload_id)

@@ -279,8 +279,8 @@ class FilesystemUploads:
         upload_id: str,
         requested: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> ObjectInfo:
-
         directory, upload = self._load(bucket, key, upload_id)
         try:
             select_parts(requested, self._parts(directory), min_part_size)  # fail before claiming
@@ -302,7 +302,9 @@ class FilesystemUploads:
                 lock.close()
             raise NoSuchUpload(UploadId=upload_id) from None
         with lock:
-            return self._assemble(bucket, key, upload, directory, claimed, requested, min_part_size)
+            return self._assemble(
+                bucket, key, upload, directory, claimed, requested, min_part_size, create_only
+            )
 
     def _assemble(
         self,
@@ -313,6 +315,7 @@ class FilesystemUploads:
         claimed: str,
         requested: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> ObjectInfo:
         from s3proxy.storage.filesystem import KeyPath
 
@@ -334,6 +337,7 @@ class FilesystemUploads:
                 dataclasses.replace(upload.attributes, checksums=composite_checksums(chosen)),
                 multipart_etag(chosen),
                 tuple(p.size for p in chosen),
+                create_only=create_only,
             )
         except BaseException:
             try:

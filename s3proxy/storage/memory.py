@@ -21,6 +21,7 @@ from s3proxy.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
+    PreconditionFailed,
     S3Error,
 )
 from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
@@ -252,6 +253,7 @@ class MemoryStorage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> Deferred[IObjectWriter]:
         try:
             self._bucket(bucket)
@@ -261,6 +263,8 @@ class MemoryStorage:
         def commit(etag: str, data: bytes, checksums: dict[str, str]) -> ObjectInfo:
             stored = replace(attributes, checksums=checksums)
             info = ObjectInfo(key, len(data), etag, time.time(), stored)
+            if create_only and key in self._bucket(bucket).objects:
+                raise PreconditionFailed(Condition="If-None-Match")
             self._bucket(bucket).put(info, data)
             return info
 
@@ -399,11 +403,14 @@ class MemoryStorage:
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> Deferred[ObjectInfo]:
         try:
             upload = self._upload(bucket, key, upload_id)
             stored = {n: p for n, (p, _) in upload.parts.items()}
             chosen = select_parts(parts, stored, min_part_size)
+            if create_only and key in self._bucket(bucket).objects:
+                raise PreconditionFailed(Condition="If-None-Match")
         except S3Error as e:
             return fail(e)
         data = b"".join(upload.parts[p.number][1] for p in chosen)

@@ -1,14 +1,22 @@
 """Conditional writes and deletes: ``If-None-Match: *`` (create only) on PutObject and
 CompleteMultipartUpload, ``If-Match: <etag>`` on PutObject and DeleteObject.
 
-The conditions are checked against the current object before the write or delete;
-they are not yet atomic against a writer racing between the check and the commit
-(see docs/operations.md)."""
+The conditions are checked against the current object before the body is read (so
+a doomed upload is refused early), and ``If-None-Match: *`` again by the storage as
+it commits, atomically: of two racing creators exactly one succeeds. ``If-Match`` is
+checked before the commit only (a writer racing between the check and the commit
+is not detected; see docs/operations.md)."""
 
 from __future__ import annotations
 
 from s3proxy.errors import NoSuchKey, NotImplementedError_, PreconditionFailed
 from s3proxy.web.context import S3Context
+
+
+def creating_only(ctx: S3Context) -> bool:
+    """``If-None-Match: *``: the write may only create the key."""
+    value = ctx.headers.get("if-none-match")
+    return value is not None and value.strip() == "*"
 
 
 def _etags(value: str) -> set[str]:

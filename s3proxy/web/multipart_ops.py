@@ -11,7 +11,7 @@ from s3proxy.storage.multipart import MAX_PART_NUMBER, check_upload_id
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.bucket_ops import owner_element, query_int
-from s3proxy.web.conditional import check_write_conditions
+from s3proxy.web.conditional import check_write_conditions, creating_only
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import check_preconditions, content_md5, parse_range
 from s3proxy.web.object_ops import (
@@ -162,7 +162,12 @@ async def complete_multipart_upload(ctx: S3Context) -> S3Response:
     async def complete() -> bytes:
         await check_write_conditions(ctx, if_match=False)
         info: ObjectInfo = await ctx.storage.complete_multipart_upload(
-            bucket, key, upload_id, parts, ctx.settings.min_part_size
+            bucket,
+            key,
+            upload_id,
+            parts,
+            ctx.settings.min_part_size,
+            create_only=creating_only(ctx),
         )
         return xml.document(
             "CompleteMultipartUploadResult",

@@ -20,7 +20,7 @@ from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
-from s3proxy.web.conditional import check_write_conditions
+from s3proxy.web.conditional import check_write_conditions, creating_only
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
     check_preconditions,
@@ -63,9 +63,12 @@ async def put_object(ctx: S3Context) -> S3Response:
     attributes = with_requested_tags(ctx, new_object_attributes(ctx))
     await check_write_conditions(ctx)
     md5 = content_md5(ctx.headers)
+    create_only = creating_only(ctx)
     info, checksums = await receive_body(
         ctx,
-        lambda: ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx)),
+        lambda: ctx.storage.open_writer(
+            bucket, key, attributes, md5, expected_size(ctx), create_only=create_only
+        ),
     )
     return S3Response(headers=[("ETag", info.quoted_etag), *checksums.items()])
 

@@ -63,9 +63,10 @@ class SlowCompletionStorage(MemoryStorage):
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> Deferred[ObjectInfo]:
         d: Deferred[ObjectInfo] = Deferred()
-        self.calls.append(Call((bucket, key, upload_id, parts, min_part_size), d))
+        self.calls.append(Call((bucket, key, upload_id, parts, min_part_size, create_only), d))
         return d
 
     def release(self) -> None:

@@ -479,13 +479,16 @@ class PausingStorage(MemoryStorage):
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> Deferred[Any]:
         def wrap(inner: IObjectWriter) -> PausingWriter:
             writer = PausingWriter(inner)
             self.writers.append(writer)
             return writer
 
-        d: Deferred[Any] = super().open_writer(bucket, key, attributes, content_md5, expected_size)
+        d: Deferred[Any] = super().open_writer(
+            bucket, key, attributes, content_md5, expected_size, create_only
+        )
         return d.addCallback(wrap)
 
 

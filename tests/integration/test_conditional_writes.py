@@ -1,9 +1,10 @@
 """Conditional writes through boto3 against a real daemon: If-None-Match: * on
-PutObject and CompleteMultipartUpload, If-Match on PutObject and DeleteObject.
-(Checked before the commit; atomicity against racing writers is not built yet.)"""
+PutObject and CompleteMultipartUpload, If-Match on PutObject and DeleteObject, and
+racing creators of one key over real connections: exactly one wins."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -64,3 +65,23 @@ def test_complete_multipart_if_none_match(s3: Any, bucket: str) -> None:
                 s3.complete_multipart_upload(**complete)
             assert error_of(excinfo) == (expected, 412)
             assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"x"
+
+
+def test_racing_creators_over_http_exactly_one_wins(s3: Any, bucket: str) -> None:
+    bodies = [bytes([i]) * (256 * 1024 + i) for i in range(8)]
+
+    def create(body: bytes) -> str:
+        try:
+            s3.put_object(Bucket=bucket, Key="contended", Body=body, IfNoneMatch="*")
+            return "created"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    for _ in range(3):
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            outcomes = list(pool.map(create, bodies))
+        assert outcomes.count("created") == 1, outcomes
+        assert outcomes.count("PreconditionFailed") == len(bodies) - 1, outcomes
+        stored = s3.get_object(Bucket=bucket, Key="contended")["Body"].read()
+        assert stored == bodies[outcomes.index("created")]
+        s3.delete_object(Bucket=bucket, Key="contended")

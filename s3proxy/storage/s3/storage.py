@@ -268,12 +268,15 @@ class S3Storage:
         attributes: ObjectAttributes,
         content_md5: bytes | None,
         expected_size: int | None,
+        create_only: bool = False,
     ) -> Deferred[IObjectWriter]:
         async def open_writer() -> IObjectWriter:
             name = await self.require_bucket(bucket)
 
             async def send(body: IBodyProducer) -> IResponse:
                 headers = attribute_headers(attributes)
+                if create_only:
+                    headers["If-None-Match"] = "*"  # the upstream decides, atomically
                 response = await self.client.request("PUT", name, key, headers=headers, body=body)
                 await self.client.read_body(response)  # frees the connection for reuse
                 return response
@@ -446,8 +449,11 @@ class S3Storage:
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> Deferred[ObjectInfo]:
-        return to_deferred(self.uploads.complete(bucket, key, upload_id, parts, min_part_size))
+        return to_deferred(
+            self.uploads.complete(bucket, key, upload_id, parts, min_part_size, create_only)
+        )
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> Deferred[None]:
         return to_deferred(self.uploads.abort(bucket, key, upload_id))

@@ -210,6 +210,7 @@ class Uploads:
         upload_id: str,
         parts: list[tuple[int, str]],
         min_part_size: int,
+        create_only: bool = False,
     ) -> ObjectInfo:
         upload = await self._find(bucket, key, upload_id)
         stored, _ = await self._parts(upload, 0, 10_000)
@@ -220,7 +221,12 @@ class Uploads:
         )
         body = f"<CompleteMultipartUpload>{document}</CompleteMultipartUpload>".encode()
         _, answer = await self.client.fetch(
-            "POST", upload.upstream_bucket, key, query=self._query(upload), body=body
+            "POST",
+            upload.upstream_bucket,
+            key,
+            query=self._query(upload),
+            headers={"If-None-Match": "*"} if create_only else None,
+            body=body,
         )
         if upstream_xml.is_error_document(answer):  # S3 may fail after its 200
             raise map_error(400, answer)

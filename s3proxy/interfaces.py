@@ -14,6 +14,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import Attribute, Interface
 
 from s3proxy.acl import AccessControl
+from s3proxy.cors import CorsRules
 from s3proxy.model import (
     BucketInfo,
     ByteRange,
@@ -90,6 +91,14 @@ class IStorage(Interface):
 
     def head_bucket(bucket: str) -> Deferred[BucketInfo]:
         """Fires with BucketInfo. Fails with NoSuchBucket."""
+
+    # CORS rules: a stopgap pair until the generic per-bucket configuration store.
+    def put_bucket_cors(bucket: str, rules: CorsRules | None) -> Deferred[None]:
+        """Replace the bucket's CORS rules (None: remove them). Fails with NoSuchBucket."""
+
+    def get_bucket_cors(bucket: str) -> Deferred[CorsRules | None]:
+        """Fires with the bucket's CORS rules, None if it has none. Fails with
+        NoSuchBucket."""
 
     def delete_bucket(bucket: str) -> Deferred[None]:
         """Fires with None. Fails with NoSuchBucket or BucketNotEmpty."""

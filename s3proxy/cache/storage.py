@@ -13,6 +13,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
+from s3proxy.cors import CorsRules
 from s3proxy.cache import files
 from s3proxy.cache.fill import CacheDisk
 from s3proxy.cache.index import CacheIndex, Entry
@@ -247,6 +248,12 @@ class CachingStorage:
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         return self.backend.head_bucket(bucket)
+
+    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
+        return self.backend.put_bucket_cors(bucket, rules)
+
+    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
+        return self.backend.get_bucket_cors(bucket)
 
     def delete_bucket(self, bucket: str) -> Deferred[None]:
         def forget(result: Any) -> Any:

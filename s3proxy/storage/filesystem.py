@@ -38,6 +38,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
+from s3proxy.cors import CorsRules, rules_from_json, rules_to_json
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -549,11 +550,43 @@ class FilesystemStorage:
         except OSError:
             raise NoSuchBucket(BucketName=bucket) from None
 
-    def _write_bucket_record(self, bucket: str, created: float, acl: AccessControl | None) -> None:
+    def _write_bucket_record(
+        self,
+        bucket: str,
+        created: float,
+        acl: AccessControl | None,
+        cors: CorsRules | None = None,
+    ) -> None:
+        record: dict[str, object] = {"created": created, "acl": acl.to_json() if acl else None}
+        if cors is not None:
+            record["cors"] = rules_to_json(cors)
         temp = self._temp_path()
         with open(temp, "w") as f:
-            json.dump({"created": created, "acl": acl.to_json() if acl else None}, f)
+            json.dump(record, f)
         os.rename(temp, os.path.join(self._bucket_records, bucket))
+
+    def _bucket_cors(self, bucket: str) -> CorsRules | None:
+        """The CORS rules in the bucket's record (None: none, or no record)."""
+        try:
+            with open(os.path.join(self._bucket_records, bucket), "rb") as f:
+                record = json.loads(f.read() or b"{}")
+            return rules_from_json(record.get("cors")) if isinstance(record, dict) else None
+        except (OSError, ValueError, AssertionError, TypeError):
+            return None
+
+    def _put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> None:
+        info = self._head_bucket(bucket)
+        self._write_bucket_record(bucket, info.creation_date, info.acl, rules)
+
+    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
+        return self._run(self._put_bucket_cors, bucket, rules)
+
+    def _get_bucket_cors(self, bucket: str) -> CorsRules | None:
+        os.close(self._open_bucket(bucket))
+        return self._bucket_cors(bucket)
+
+    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
+        return self._run(self._get_bucket_cors, bucket)
 
     def list_buckets(self) -> Deferred[list[BucketInfo]]:
         return self._run(self._list_buckets)
@@ -572,7 +605,7 @@ class FilesystemStorage:
 
     def _put_bucket_acl(self, bucket: str, acl: AccessControl) -> None:
         info = self._head_bucket(bucket)
-        self._write_bucket_record(bucket, info.creation_date, acl)
+        self._write_bucket_record(bucket, info.creation_date, acl, self._bucket_cors(bucket))
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         return self._changing_bucket(bucket, self._run(self._put_bucket_acl, bucket, acl))

@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IProducer
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
+from s3proxy.cors import CorsRules
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -52,6 +53,7 @@ READ_CHUNK = 256 * 1024
 class _Bucket:
     created: float
     acl: AccessControl | None = None
+    cors: CorsRules | None = None
     keys: list[str] = field(default_factory=list)  # sorted, for listing
     objects: dict[str, tuple[ObjectInfo, bytes]] = field(default_factory=dict)
 
@@ -172,6 +174,19 @@ class MemoryStorage:
         attributes = replace(info.attributes, acl=acl)
         self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
         return succeed(None)
+
+    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
+        try:
+            self._bucket(bucket).cors = rules
+        except S3Error as e:
+            return fail(e)
+        return succeed(None)
+
+    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
+        try:
+            return succeed(self._bucket(bucket).cors)
+        except S3Error as e:
+            return fail(e)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         try:

@@ -12,6 +12,7 @@ from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
+from s3proxy.cors import CorsRules, rules_from_json, rules_to_json
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -144,6 +145,25 @@ class S3Storage:
 
         return self._changing_bucket(bucket, to_deferred(put_bucket_acl()))
 
+    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
+        # Apart from the bucket's record, which put_bucket_acl replaces whole.
+        async def put_bucket_cors() -> None:
+            await self.require_bucket(bucket)
+            if rules is None:
+                await self.state.delete(f"cors/{bucket}")
+            else:
+                await self.state.put(f"cors/{bucket}", {"rules": rules_to_json(rules)})
+
+        return to_deferred(put_bucket_cors())
+
+    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
+        async def get_bucket_cors() -> CorsRules | None:
+            await self.require_bucket(bucket)
+            record = await self.state.get(f"cors/{bucket}")
+            return rules_from_json(record.get("rules")) if record is not None else None
+
+        return to_deferred(get_bucket_cors())
+
     def _changing_bucket(self, bucket: str, change: Deferred[None]) -> Deferred[None]:
         self._bucket_infos.changed(bucket)
 
@@ -176,6 +196,7 @@ class S3Storage:
             await self.uploads.abort_all(bucket)
             await self.client.fetch("DELETE", name)
             await self.state.delete(f"buckets/{bucket}")
+            await self.state.delete(f"cors/{bucket}")
             for key in await self.state.keys(f"parts/{bucket}/"):
                 await self.state.delete(key)
 

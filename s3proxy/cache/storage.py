@@ -13,12 +13,12 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
-from s3proxy.cors import CorsRules
 from s3proxy.cache import files
 from s3proxy.cache.fill import CacheDisk
 from s3proxy.cache.index import CacheIndex, Entry
 from s3proxy.cache.pull import PullStream
 from s3proxy.cache.reader import BlockSource, CachedObjectReader
+from s3proxy.cors import CorsRules
 from s3proxy.errors import NoSuchBucket, NoSuchKey
 from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
 from s3proxy.model import (

@@ -53,6 +53,7 @@ BUCKET_PERMISSION: dict[str, str | None] = {
     "HeadObject": None,
     "GetObjectAcl": None,
     "PutObjectAcl": None,
+    "PreflightRequest": None,  # anyone: the bucket's CORS rules decide
 }
 
 

@@ -46,7 +46,7 @@ from s3proxy.names import is_valid_bucket_name
 from s3proxy.observe.admin import AdminResource, admin_name
 from s3proxy.observe.monitor import RequestMonitor
 from s3proxy.observe.record import AccessRecord
-from s3proxy.web import acl_ops, bucket_ops, multipart_ops, object_ops, xml
+from s3proxy.web import acl_ops, bucket_ops, cors_ops, multipart_ops, object_ops, xml
 from s3proxy.web.access import (
     authorize_bucket,
     conceal_missing_key,
@@ -57,6 +57,7 @@ from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
+from s3proxy.web.vhost import host_bucket, split_virtual_target
 
 Handler = Callable[[S3Context], Awaitable[S3Response]]
 
@@ -72,6 +73,11 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
     ("bucket", "POST", "delete"): ("DeleteObjects", bucket_ops.delete_objects),
     ("bucket", "GET", "uploads"): ("ListMultipartUploads", multipart_ops.list_multipart_uploads),
     ("bucket", "GET", "acl"): ("GetBucketAcl", acl_ops.get_bucket_acl),
+    ("bucket", "PUT", "cors"): ("PutBucketCors", cors_ops.put_bucket_cors),
+    ("bucket", "GET", "cors"): ("GetBucketCors", cors_ops.get_bucket_cors),
+    ("bucket", "DELETE", "cors"): ("DeleteBucketCors", cors_ops.delete_bucket_cors),
+    ("bucket", "OPTIONS", ""): ("PreflightRequest", cors_ops.preflight),
+    ("object", "OPTIONS", ""): ("PreflightRequest", cors_ops.preflight),
     ("bucket", "PUT", "acl"): ("PutBucketAcl", acl_ops.put_bucket_acl),
     ("object", "GET", "acl"): ("GetObjectAcl", acl_ops.get_object_acl),
     ("object", "PUT", "acl"): ("PutObjectAcl", acl_ops.put_object_acl),
@@ -106,7 +112,7 @@ SUB_RESOURCES = """uploadId uploads delete accelerate acl analytics attributes c
     notification object-lock ownershipControls policy policyStatus publicAccessBlock
     replication requestPayment restore retention select tagging torrent versioning
     versionId versions website partNumber""".split()
-KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
 SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # also the -TRAILER variant
 
 
@@ -252,7 +258,12 @@ class S3Application:
             query={},
             headers=Headers(raw_headers),
         )
-        ctx.bucket, ctx.key = split_target(request.path, self.settings.prefix)
+        virtual = host_bucket(ctx.headers.get("host"), self.settings.virtual_host)
+        if virtual is not None:
+            ctx.virtual_bucket = virtual
+            ctx.bucket, ctx.key = split_virtual_target(request.path, self.settings.prefix, virtual)
+        else:
+            ctx.bucket, ctx.key = split_target(request.path, self.settings.prefix)
         ctx.query = parse_query(request.uri)
         return ctx
 
@@ -262,6 +273,9 @@ class S3Application:
             ctx.principal = principal_for_open_mode(ctx)
             return
         ctx.enforce = True
+        if ctx.operation == "PreflightRequest":  # browsers never sign a preflight
+            ctx.known_emails = self.known_emails
+            return
         ctx.known_emails = self.known_emails
         signed = SignedRequest(
             method=ctx.method,
@@ -269,6 +283,7 @@ class S3Application:
             raw_query=ctx.request.uri.partition(b"?")[2],
             headers=ctx.headers,
             now=self.reactor.seconds(),
+            virtual_bucket=ctx.virtual_bucket,
         )
         result = authenticate(
             signed, self.users, prefix=self.settings.prefix, region=self.settings.region
@@ -291,6 +306,8 @@ class S3Application:
         is checked, so that the access log says what a refused request asked for."""
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
         subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
+        if ctx.method == "OPTIONS":  # a preflight, whatever operation it is for
+            subresource = ""
         found = OPERATIONS.get((level, ctx.method, subresource))
         if found is None:
             return level, subresource, None
@@ -317,6 +334,7 @@ class S3Application:
         request.setHeader("Server", "s3proxy")
         request.defaultContentType = None
         resource = "/"
+        ctx: S3Context | None = None
         try:
             ctx = self._context(request, request_id)
             record.context = ctx
@@ -343,6 +361,8 @@ class S3Application:
         except Exception:
             self.log.failure("internal error serving {uri}", uri=request.uri[:200])
             response = error_response(InternalError(), resource, request_id)
+        if ctx is not None:
+            response.headers += await cors_ops.actual_request_headers(ctx)
         if response.pending is not None:
             response = await self._await_pending(request, response, resource, request_id)
         record.error_code = response.error_code

@@ -33,6 +33,8 @@ class S3Context:
     # What the signature check learnt that body verification needs (AuthResult).
     auth: Any = None
     bucket_info: BucketInfo | None = None
+    # Set when Host named the bucket (virtual-hosted style).
+    virtual_bucket: str | None = None
 
     @property
     def resource(self) -> str:

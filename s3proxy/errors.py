@@ -113,6 +113,16 @@ MalformedPOSTRequest = _error(
     400,
     "The body of your POST request is not well-formed multipart/form-data.",
 )
+MaxPostPreDataLengthExceeded = _error(
+    "MaxPostPreDataLengthExceeded",
+    400,
+    "Your POST request fields preceeding the upload file was too large.",
+)
+InvalidPolicyDocument = _error(
+    "InvalidPolicyDocument",
+    400,
+    "The content of the form does not meet the conditions specified in the policy document.",
+)
 IncorrectNumberOfFilesInPostRequest = _error(
     "IncorrectNumberOfFilesInPostRequest",
     400,

@@ -54,6 +54,7 @@ BUCKET_PERMISSION: dict[str, str | None] = {
     "GetObjectAcl": None,
     "PutObjectAcl": None,
     "PreflightRequest": None,  # anyone: the bucket's CORS rules decide
+    "PostObject": None,  # checked once the form says who signed it
 }
 
 

@@ -46,7 +46,7 @@ from s3proxy.names import is_valid_bucket_name
 from s3proxy.observe.admin import AdminResource, admin_name
 from s3proxy.observe.monitor import RequestMonitor
 from s3proxy.observe.record import AccessRecord
-from s3proxy.web import acl_ops, bucket_ops, cors_ops, multipart_ops, object_ops, xml
+from s3proxy.web import acl_ops, bucket_ops, cors_ops, multipart_ops, object_ops, post_ops, xml
 from s3proxy.web.access import (
     authorize_bucket,
     conceal_missing_key,
@@ -71,6 +71,7 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
     ("bucket", "GET", "location"): ("GetBucketLocation", bucket_ops.get_bucket_location),
     ("bucket", "GET", "versioning"): ("GetBucketVersioning", bucket_ops.get_bucket_versioning),
     ("bucket", "POST", "delete"): ("DeleteObjects", bucket_ops.delete_objects),
+    ("bucket", "POST", ""): ("PostObject", post_ops.post_object),  # browser form upload
     ("bucket", "GET", "uploads"): ("ListMultipartUploads", multipart_ops.list_multipart_uploads),
     ("bucket", "GET", "acl"): ("GetBucketAcl", acl_ops.get_bucket_acl),
     ("bucket", "PUT", "cors"): ("PutBucketCors", cors_ops.put_bucket_cors),
@@ -269,6 +270,7 @@ class S3Application:
 
     def _identify(self, ctx: S3Context) -> None:
         """Set who is asking: verify the signature (when users are configured)."""
+        ctx.signers, ctx.now = self.users, self.reactor.seconds()
         if self.users is None:
             ctx.principal = principal_for_open_mode(ctx)
             return

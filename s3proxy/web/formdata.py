@@ -126,9 +126,11 @@ class FormParser:
         """Send the file's bytes to ``sink`` (which may pause the body) and resume."""
         self.max_size = max_size
         held, self._held = self._held, []
-        if self.failure is None and self._producer is not None:
-            self._sink = self._registered = sink
-            sink.registerProducer(self._producer, True)
+        if self.failure is None:
+            self._sink = sink
+            if self._producer is not None:  # None: the body has already ended
+                self._registered = sink
+                sink.registerProducer(self._producer, True)
         for data in held:
             self._emit(data)
         if self._producer is not None:

@@ -251,17 +251,18 @@ class FormParser:
     def _emit(self, data: bytes) -> None:
         if self.failure is not None:
             return
+        if self._sink is None:
+            if not self._detached:
+                # Only between the file's headers and attach(): the body is paused then.
+                self._held.append(data)
+            return
         self.size += len(data)
         if self.max_size is not None and self.size > self.max_size:
             self._fail(
                 EntityTooLarge(ProposedSize=str(self.size), MaxSizeAllowed=str(self.max_size))
             )
             return
-        if self._sink is not None:
-            self._sink.write(data)
-        elif not self._detached:
-            # Only between the file's headers and attach(): the body is paused then.
-            self._held.append(data)
+        self._sink.write(data)
 
     def _fail(self, error: S3Error) -> None:
         """Stop parsing: the rest of the body is read and dropped."""

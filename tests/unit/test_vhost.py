@@ -6,6 +6,7 @@ import pytest
 from twisted.python import usage
 
 from s3proxy.errors import InvalidURI
+from s3proxy.tap import Options
 from s3proxy.web.vhost import check_option, host_bucket, split_virtual_target
 
 
@@ -49,3 +50,14 @@ def test_check_option() -> None:
     for bad in ("http://x", "x:90", ".x"):
         with pytest.raises(usage.UsageError):
             check_option(bad)
+
+
+def test_the_daemon_option() -> None:
+    options = Options()
+    options.parseOptions(["--backend", "memory:", "--virtual-host", "S3.Example.Test"])
+    assert options["virtual-host"] == "s3.example.test"
+    plain = Options()
+    plain.parseOptions(["--backend", "memory:"])
+    assert plain["virtual-host"] is None
+    with pytest.raises(usage.UsageError, match="--virtual-host"):
+        Options().parseOptions(["--backend", "memory:", "--virtual-host", "x:80"])

@@ -363,15 +363,20 @@ class S3Application:
         except Exception:
             self.log.failure("internal error serving {uri}", uri=request.uri[:200])
             response = error_response(InternalError(), resource, request_id)
-        if ctx is not None:
-            response.headers += await cors_ops.actual_request_headers(ctx)
+        cors = await cors_ops.actual_request_headers(ctx) if ctx is not None else []
+        response.headers += cors
         if response.pending is not None:
-            response = await self._await_pending(request, response, resource, request_id)
+            response = await self._await_pending(request, response, resource, request_id, cors)
         record.error_code = response.error_code
         await self._send(request, response, record)
 
     async def _await_pending(
-        self, request: S3Request, response: S3Response, resource: str, request_id: str
+        self,
+        request: S3Request,
+        response: S3Response,
+        resource: str,
+        request_id: str,
+        cors: list[tuple[str, str]],
     ) -> S3Response:
         """Wait for a long operation. If it ends soon, answer as usual (errors with
         their own status). Otherwise answer 200 now, send a space every few seconds
@@ -392,9 +397,13 @@ class S3Application:
 
         Deferred.fromCoroutine(response.pending).addBoth(record)
         if await fired_within(ended, self.settings.keepalive_delay, self.reactor):
-            return self._pending_result(outcome[0], resource, request_id)
+            result = self._pending_result(outcome[0], resource, request_id)
+            result.headers += cors
+            return result
         await request.body.drain()
         request.setResponseCode(200)
+        for name, value in cors:
+            request.responseHeaders.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         request.setHeader("Content-Type", "application/xml")
         request.write(b" ")
         keepalive = LoopingCall(request.write, b" ")

@@ -186,3 +186,22 @@ def test_actual_requests_carry_cors_headers(daemon: Daemon, alice: Any, bucket: 
     assert "Access-Control-Allow-Origin" not in plain.headers
     other = requests.get(url, headers={"Origin": "https://elsewhere.test"}, timeout=10)
     assert other.headers["Access-Control-Allow-Origin"] == "*"  # the GET-from-anywhere rule
+
+
+def test_complete_multipart_upload_carries_cors_headers(alice: Any, bucket: str) -> None:
+    """CompleteMultipartUpload answers through its own (keep-alive capable) path."""
+    alice.put_bucket_cors(Bucket=bucket, CORSConfiguration=RULES)
+    upload = alice.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = alice.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"p")
+    url = alice.generate_presigned_url(
+        "complete_multipart_upload", Params={"Bucket": bucket, "Key": "mp", "UploadId": upload}
+    )
+    body = (
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>"
+        f"<ETag>{part['ETag']}</ETag></Part></CompleteMultipartUpload>"
+    )
+    done = requests.post(url, data=body, headers={"Origin": PAGE_ORIGIN}, timeout=30)
+    assert done.status_code == 200, done.text
+    assert "<CompleteMultipartUploadResult" in done.text
+    assert done.headers["Access-Control-Allow-Origin"] == PAGE_ORIGIN
+    assert done.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-request-id"

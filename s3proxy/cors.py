@@ -7,6 +7,7 @@ wildcard; origins match case-sensitively, header names case-insensitively.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -73,14 +74,26 @@ def wildcard_match(pattern: str, value: str) -> bool:
     return len(value) >= len(head) + len(tail) and value.startswith(head) and value.endswith(tail)
 
 
-def rules_to_json(rules: Sequence[CorsRule]) -> list[dict[str, object]]:
-    return [rule.to_json() for rule in rules]
+# The bucket configuration document "cors" (IStorage.put_bucket_config) holds the rules
+# as JSON text.
+CONFIG_NAME = "cors"
 
 
-def rules_from_json(data: object) -> CorsRules | None:
-    if not isinstance(data, list):
+def rules_to_text(rules: Sequence[CorsRule]) -> str:
+    return json.dumps([rule.to_json() for rule in rules], separators=(",", ":"))
+
+
+def rules_from_text(text: str | None) -> CorsRules | None:
+    """The rules of a stored document; None for none (or one this code cannot read)."""
+    if not text:
         return None
-    return tuple(CorsRule.from_json(item) for item in data if isinstance(item, dict))
+    try:
+        data = json.loads(text)
+        if not isinstance(data, list):
+            return None
+        return tuple(CorsRule.from_json(item) for item in data if isinstance(item, dict))
+    except (ValueError, AssertionError, TypeError):
+        return None
 
 
 def find_rule(

@@ -14,7 +14,6 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import Attribute, Interface
 
 from s3proxy.acl import AccessControl
-from s3proxy.cors import CorsRules
 from s3proxy.model import (
     BucketInfo,
     ByteRange,
@@ -89,16 +88,18 @@ class IStorage(Interface):
     def put_bucket_acl(bucket: str, acl: AccessControl) -> Deferred[None]:
         """Replace the bucket's owner and grants. Fails with NoSuchBucket."""
 
+    def get_bucket_config(bucket: str, name: str) -> Deferred[str | None]:
+        """One small per-bucket configuration document (``name`` is e.g. "tagging" or
+        "cors"; the value is whatever text the web layer stored), kept with the
+        bucket's record. Fires with None if none is set. Fails with NoSuchBucket."""
+
+    def put_bucket_config(bucket: str, name: str, value: str | None) -> Deferred[None]:
+        """Store (or with None remove) the configuration document ``name`` of the
+        bucket; the bucket's other documents, ACL and creation date stay. Fails with
+        NoSuchBucket."""
+
     def head_bucket(bucket: str) -> Deferred[BucketInfo]:
         """Fires with BucketInfo. Fails with NoSuchBucket."""
-
-    # CORS rules: a stopgap pair until the generic per-bucket configuration store.
-    def put_bucket_cors(bucket: str, rules: CorsRules | None) -> Deferred[None]:
-        """Replace the bucket's CORS rules (None: remove them). Fails with NoSuchBucket."""
-
-    def get_bucket_cors(bucket: str) -> Deferred[CorsRules | None]:
-        """Fires with the bucket's CORS rules, None if it has none. Fails with
-        NoSuchBucket."""
 
     def delete_bucket(bucket: str) -> Deferred[None]:
         """Fires with None. Fails with NoSuchBucket or BucketNotEmpty."""
@@ -134,6 +135,10 @@ class IStorage(Interface):
     def put_object_acl(bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         """Replace an object's owner and grants, leaving its data and other attributes
         as they are. Fails with NoSuchBucket or NoSuchKey."""
+
+    def put_object_tagging(bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        """Replace an object's tags (an empty mapping removes them), leaving its data
+        and other attributes as they are. Fails with NoSuchBucket or NoSuchKey."""
 
     def delete_object(bucket: str, key: str) -> Deferred[None]:
         """Fires with None, whether or not the key existed. Fails with NoSuchBucket."""

@@ -18,7 +18,6 @@ from s3proxy.cache.fill import CacheDisk
 from s3proxy.cache.index import CacheIndex, Entry
 from s3proxy.cache.pull import PullStream
 from s3proxy.cache.reader import BlockSource, CachedObjectReader
-from s3proxy.cors import CorsRules
 from s3proxy.errors import NoSuchBucket, NoSuchKey
 from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
 from s3proxy.model import (
@@ -206,6 +205,10 @@ class CachingStorage:
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         return self.backend.put_object_acl(bucket, key, acl).addBoth(self._recheck(bucket, key))
 
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        d = self.backend.put_object_tagging(bucket, key, tags)
+        return d.addBoth(self._recheck(bucket, key))
+
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         d = self.backend.delete_object(bucket, key)
         return d.addBoth(self._invalidating(bucket, key))
@@ -246,14 +249,14 @@ class CachingStorage:
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         return self.backend.put_bucket_acl(bucket, acl)
 
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
+        return self.backend.get_bucket_config(bucket, name)
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        return self.backend.put_bucket_config(bucket, name, value)
+
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         return self.backend.head_bucket(bucket)
-
-    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
-        return self.backend.put_bucket_cors(bucket, rules)
-
-    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
-        return self.backend.get_bucket_cors(bucket)
 
     def delete_bucket(self, bucket: str) -> Deferred[None]:
         def forget(result: Any) -> Any:

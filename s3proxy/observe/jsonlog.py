@@ -7,16 +7,25 @@ the code chose to log is written (never the event's other keys)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from twisted.logger import FileLogObserver, ILogObserver, LogEvent, formatEvent
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    LogEvent,
+    formatEvent,
+    formatEventAsClassicLogText,
+    formatTime,
+)
 from twisted.python import logfile
 
 from s3proxy.observe.accesslog import ACCESS_FIELDS, ACCESS_NAMESPACE
+from s3proxy.observe.logtarget import BufferedLog, UrgentFlush
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
@@ -59,17 +68,24 @@ _twistd_target: tuple[str, bool] = ("", True)
 def use_json_for_twistd(twistd_options: dict[str, Any]) -> None:
     """Make twistd log JSON lines where it would have logged text (called while
     twistd parses its options, before it builds its log observer)."""
+    use_log_format_for_twistd(twistd_options, "json")
+
+
+def use_log_format_for_twistd(twistd_options: dict[str, Any], log_format: str) -> None:
+    """Have twistd log through our batched observer, as JSON lines or as its own
+    classic text, where it would have logged."""
     global _twistd_target
     _twistd_target = (twistd_options.get("logfile") or "", bool(twistd_options.get("nodaemon")))
-    twistd_options["logger"] = f"{__name__}.twistd_json_observer"
+    factory = "twistd_json_observer" if log_format == "json" else "twistd_text_observer"
+    twistd_options["logger"] = f"{__name__}.{factory}"
 
 
-def twistd_json_observer() -> ILogObserver:
-    """JSON lines to ``--logfile`` (rotated on SIGUSR1, as twistd does), or to
-    stdout with ``-n`` and no log file (or ``--logfile -``)."""
+def _twistd_file() -> IO[Any]:
+    """``--logfile`` (rotated on SIGUSR1, as twistd does), or stdout with ``-n`` and
+    no log file (or ``--logfile -``)."""
     logfile_name, nodaemon = _twistd_target
     if logfile_name == "-" or (nodaemon and not logfile_name):
-        return json_file_observer(sys.stdout)
+        return sys.stdout
     log_file = logfile.LogFile.fromFullPath(logfile_name or "twistd.log")
     if not signal.getsignal(signal.SIGUSR1):
 
@@ -79,4 +95,30 @@ def twistd_json_observer() -> ILogObserver:
             reactor.callFromThread(log_file.rotate)  # type: ignore[attr-defined]
 
         signal.signal(signal.SIGUSR1, rotate)
-    return json_file_observer(log_file)
+    return cast(IO[Any], log_file)
+
+
+def twistd_json_observer() -> ILogObserver:
+    """JSON lines, written in batches (see logtarget)."""
+    out = BufferedLog(_twistd_file())
+    return UrgentFlush(out, json_file_observer(cast(IO[Any], out)))
+
+
+@functools.lru_cache(maxsize=64)
+def _time_text(seconds: int) -> str:
+    return formatTime(seconds)
+
+
+def _format_time(when: float | None) -> str:
+    return _time_text(int(when)) if when is not None else "-"
+
+
+def _classic_line(event: LogEvent) -> str | None:
+    return formatEventAsClassicLogText(event, formatTime=_format_time)
+
+
+def twistd_text_observer() -> ILogObserver:
+    """twistd's own text lines (``2026-11-24T21:24:56+0000 [namespace#level] ...``),
+    written in batches, their timestamps formatted once per second."""
+    out = BufferedLog(_twistd_file())
+    return UrgentFlush(out, FileLogObserver(cast(IO[Any], out), _classic_line))

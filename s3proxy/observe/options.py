@@ -10,7 +10,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 from twisted.web import server
 
-from s3proxy.observe.jsonlog import use_json_for_twistd
+from s3proxy.observe.jsonlog import use_log_format_for_twistd
 from s3proxy.services import ListeningService
 
 LOG_FORMATS = ("text", "json")
@@ -42,11 +42,11 @@ def check_observability_options(options: usage.Options) -> None:
             "--admin-listen cannot be combined with --workers: use /-/ on the API port"
         )
     twistd = options.parent
-    if options["log-format"] == "json" and twistd is not None and not twistd.get("logger"):
+    if twistd is not None and not twistd.get("logger") and not twistd.get("syslog"):
         # twistd builds its log observer after parsing options and before making the
-        # service: its ``logger`` setting is the one hook that replaces the text
-        # observer rather than adding a second one.
-        use_json_for_twistd(twistd)
+        # service: its ``logger`` setting is the one hook that replaces its observer
+        # rather than adding a second one. Ours writes in batches (logtarget).
+        use_log_format_for_twistd(twistd, options["log-format"])
 
 
 def add_admin_listener(

@@ -13,7 +13,6 @@ from twisted.internet.interfaces import IProducer
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
-from s3proxy.cors import CorsRules
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -53,7 +52,7 @@ READ_CHUNK = 256 * 1024
 class _Bucket:
     created: float
     acl: AccessControl | None = None
-    cors: CorsRules | None = None
+    config: dict[str, str] = field(default_factory=dict)  # put_bucket_config documents
     keys: list[str] = field(default_factory=list)  # sorted, for listing
     objects: dict[str, tuple[ObjectInfo, bytes]] = field(default_factory=dict)
 
@@ -175,18 +174,31 @@ class MemoryStorage:
         self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
         return succeed(None)
 
-    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
         try:
-            self._bucket(bucket).cors = rules
+            return succeed(self._bucket(bucket).config.get(name))
         except S3Error as e:
             return fail(e)
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        try:
+            config = self._bucket(bucket).config
+        except S3Error as e:
+            return fail(e)
+        if value is None:
+            config.pop(name, None)
+        else:
+            config[name] = value
         return succeed(None)
 
-    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
         try:
-            return succeed(self._bucket(bucket).cors)
+            info, data = self._object(bucket, key)
         except S3Error as e:
             return fail(e)
+        attributes = replace(info.attributes, tags=dict(tags))
+        self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
+        return succeed(None)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         try:

@@ -46,7 +46,18 @@ from s3proxy.names import is_valid_bucket_name
 from s3proxy.observe.admin import AdminResource, admin_name
 from s3proxy.observe.monitor import RequestMonitor
 from s3proxy.observe.record import AccessRecord
-from s3proxy.web import acl_ops, bucket_ops, cors_ops, multipart_ops, object_ops, post_ops, xml
+from s3proxy.web import (
+    acl_ops,
+    attributes_ops,
+    bucket_ops,
+    cors_ops,
+    multipart_ops,
+    object_ops,
+    post_ops,
+    tagging_ops,
+    unconfigured_ops,
+    xml,
+)
 from s3proxy.web.access import (
     authorize_bucket,
     conceal_missing_key,
@@ -104,6 +115,29 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
         multipart_ops.abort_multipart_upload,
     ),
 }
+
+# Tagging, GetObjectAttributes and the unconfigured bucket sub-resources (surface part A).
+OPERATIONS.update(
+    {
+        ("object", "GET", "tagging"): ("GetObjectTagging", tagging_ops.get_object_tagging),
+        ("object", "PUT", "tagging"): ("PutObjectTagging", tagging_ops.put_object_tagging),
+        ("object", "DELETE", "tagging"): (
+            "DeleteObjectTagging",
+            tagging_ops.delete_object_tagging,
+        ),
+        ("bucket", "GET", "tagging"): ("GetBucketTagging", tagging_ops.get_bucket_tagging),
+        ("bucket", "PUT", "tagging"): ("PutBucketTagging", tagging_ops.put_bucket_tagging),
+        ("bucket", "DELETE", "tagging"): (
+            "DeleteBucketTagging",
+            tagging_ops.delete_bucket_tagging,
+        ),
+        ("object", "GET", "attributes"): (
+            "GetObjectAttributes",
+            attributes_ops.get_object_attributes,
+        ),
+        **unconfigured_ops.operations(),
+    }
+)
 
 # Query parameters that select a different operation on the same path, strongest
 # first (``?partNumber=1&uploadId=x`` is UploadPart). Any other parameter (boto3's

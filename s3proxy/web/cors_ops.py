@@ -3,7 +3,15 @@ headers of actual cross-origin responses (errors included), as S3 sends them."""
 
 from __future__ import annotations
 
-from s3proxy.cors import CORS_METHODS, CorsRule, CorsRules, find_rule
+from s3proxy.cors import (
+    CONFIG_NAME,
+    CORS_METHODS,
+    CorsRule,
+    CorsRules,
+    find_rule,
+    rules_from_text,
+    rules_to_text,
+)
 from s3proxy.errors import (
     BadRequest,
     CorsForbidden,
@@ -84,21 +92,26 @@ def render_rules(rules: CorsRules) -> bytes:
 
 async def put_bucket_cors(ctx: S3Context) -> S3Response:
     body = await ctx.request.body.read_all(ctx.settings.max_xml_bytes)
-    await ctx.storage.put_bucket_cors(ctx.need_bucket(), parse_rules(body))
+    rules = parse_rules(body)
+    await ctx.storage.put_bucket_config(ctx.need_bucket(), CONFIG_NAME, rules_to_text(rules))
     return S3Response()
 
 
 async def get_bucket_cors(ctx: S3Context) -> S3Response:
     bucket = ctx.need_bucket()
-    rules = await ctx.storage.get_bucket_cors(bucket)
+    rules = await bucket_rules(ctx, bucket)
     if not rules:
         raise NoSuchCORSConfiguration(BucketName=bucket)
     return xml_response(render_rules(rules))
 
 
 async def delete_bucket_cors(ctx: S3Context) -> S3Response:
-    await ctx.storage.put_bucket_cors(ctx.need_bucket(), None)
+    await ctx.storage.put_bucket_config(ctx.need_bucket(), CONFIG_NAME, None)
     return S3Response(status=204)
+
+
+async def bucket_rules(ctx: S3Context, bucket: str) -> CorsRules | None:
+    return rules_from_text(await ctx.storage.get_bucket_config(bucket, CONFIG_NAME))
 
 
 def _requested_headers(ctx: S3Context) -> list[str]:
@@ -114,7 +127,7 @@ async def preflight(ctx: S3Context) -> S3Response:
     method = ctx.headers.get("access-control-request-method")
     if not method or method not in CORS_METHODS:
         raise BadRequest(f"Invalid Access-Control-Request-Method: {method or 'null'}")
-    rules = await ctx.storage.get_bucket_cors(ctx.need_bucket())
+    rules = await bucket_rules(ctx, ctx.need_bucket())
     if not rules:
         raise CorsForbidden(
             "CORSResponse: CORS is not enabled for this bucket.",
@@ -157,7 +170,7 @@ async def actual_request_headers(ctx: S3Context) -> list[tuple[str, str]]:
     if not is_valid_bucket_name(ctx.bucket):
         return []
     try:
-        rules = await ctx.storage.get_bucket_cors(ctx.bucket)
+        rules = await bucket_rules(ctx, ctx.bucket)
     except S3Error:
         return []
     rule = find_rule(rules or (), origin, ctx.method)

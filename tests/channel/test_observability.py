@@ -298,7 +298,7 @@ def test_a_body_cut_short_is_a_backend_error(
 def test_not_implemented_is_no_backend_error() -> None:
     site = Site()
     site.call("PUT", f"/{BUCKET}")
-    assert site.call("GET", f"/{BUCKET}?tagging").status == 501
+    assert site.call("GET", f"/{BUCKET}?inventory").status == 501
     metrics = site.metrics()
     assert sample(metrics, "s3proxy_requests_total", operation="Unknown", status="501") == 1
     assert sample(metrics, "s3proxy_backend_errors_total", operation="Unknown") == 0

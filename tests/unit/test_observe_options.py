@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_json_makes_twistd_log_json_lines(tmp_path: Path, sigusr1: None) -> None
     observer = factory()
     Logger(namespace="test", observer=observer).info("started {what}", what="up")
     assert signal.getsignal(signal.SIGUSR1) not in (None, signal.SIG_DFL)
-    observer._outFile.close()  # type: ignore[attr-defined]
+    observer.log.close()  # type: ignore[attr-defined]  # flushes the batch
     [line] = logfile.read_text().splitlines()
     record = json.loads(line)
     assert (record["namespace"], record["level"], record["message"]) == (
@@ -120,9 +121,22 @@ def test_json_makes_twistd_log_json_lines(tmp_path: Path, sigusr1: None) -> None
     )
 
 
-def test_text_keeps_twistds_own_logger() -> None:
+def test_text_is_twistds_own_lines_written_in_batches(tmp_path: Path) -> None:
+    logfile = tmp_path / "s3proxy.log"
     twistd = ServerOptions()
-    twistd.parseOptions(["-n", "s3proxy", "--backend", "memory:"])
+    twistd.parseOptions(["-n", "--logfile", str(logfile), "s3proxy", "--backend", "memory:"])
+    factory = twistd["logger"]
+    assert factory is namedAny("s3proxy.observe.jsonlog.twistd_text_observer")
+    observer = factory()
+    Logger(namespace="test", observer=observer).info("started {what}", what="up")
+    observer.log.close()  # type: ignore[attr-defined]
+    [line] = logfile.read_text().splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[test#info\] started up", line)
+
+
+def test_syslog_keeps_twistds_own_logger() -> None:
+    twistd = ServerOptions()
+    twistd.parseOptions(["-n", "--syslog", "s3proxy", "--backend", "memory:"])
     assert twistd["logger"] is None
 
 

@@ -3,6 +3,7 @@ Multipart uploads are in ``uploads.py``; state S3 has no place for, in ``state.p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -12,7 +13,6 @@ from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from s3proxy.acl import AccessControl
-from s3proxy.cors import CorsRules, rules_from_json, rules_to_json
 from s3proxy.errors import (
     BadDigest,
     BucketAlreadyOwnedByYou,
@@ -141,28 +141,34 @@ class S3Storage:
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         async def put_bucket_acl() -> None:
             await self.require_bucket(bucket)
-            await self.state.put(f"buckets/{bucket}", {"acl": acl.to_json()})
+            record = await self.state.get(f"buckets/{bucket}") or {}
+            await self.state.put(f"buckets/{bucket}", {**record, "acl": acl.to_json()})
 
         return self._changing_bucket(bucket, to_deferred(put_bucket_acl()))
 
-    def put_bucket_cors(self, bucket: str, rules: CorsRules | None) -> Deferred[None]:
-        # Apart from the bucket's record, which put_bucket_acl replaces whole.
-        async def put_bucket_cors() -> None:
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
+        async def get_bucket_config() -> str | None:
             await self.require_bucket(bucket)
-            if rules is None:
-                await self.state.delete(f"cors/{bucket}")
+            record = await self.state.get(f"buckets/{bucket}") or {}
+            value = (record.get("config") or {}).get(name)
+            return str(value) if value is not None else None
+
+        return to_deferred(get_bucket_config())
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        async def put_bucket_config() -> None:
+            # Read, change, write the one state object: the last of two racing
+            # changes of one bucket's documents wins (as the filesystem's record).
+            await self.require_bucket(bucket)
+            record = await self.state.get(f"buckets/{bucket}") or {}
+            config = dict(record.get("config") or {})
+            if value is None:
+                config.pop(name, None)
             else:
-                await self.state.put(f"cors/{bucket}", {"rules": rules_to_json(rules)})
+                config[name] = value
+            await self.state.put(f"buckets/{bucket}", {**record, "config": config})
 
-        return to_deferred(put_bucket_cors())
-
-    def get_bucket_cors(self, bucket: str) -> Deferred[CorsRules | None]:
-        async def get_bucket_cors() -> CorsRules | None:
-            await self.require_bucket(bucket)
-            record = await self.state.get(f"cors/{bucket}")
-            return rules_from_json(record.get("rules")) if record is not None else None
-
-        return to_deferred(get_bucket_cors())
+        return self._changing_bucket(bucket, to_deferred(put_bucket_config()))
 
     def _changing_bucket(self, bucket: str, change: Deferred[None]) -> Deferred[None]:
         self._bucket_infos.changed(bucket)
@@ -196,7 +202,6 @@ class S3Storage:
             await self.uploads.abort_all(bucket)
             await self.client.fetch("DELETE", name)
             await self.state.delete(f"buckets/{bucket}")
-            await self.state.delete(f"cors/{bucket}")
             for key in await self.state.keys(f"parts/{bucket}/"):
                 await self.state.delete(key)
 
@@ -333,6 +338,14 @@ class S3Storage:
             await self._copy(bucket, key, bucket, key, replace(info.attributes, acl=acl))
 
         return to_deferred(put_object_acl())
+
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        # Tags ride in our metadata (see attributes.py), so a copy onto itself stores them.
+        async def put_object_tagging() -> None:
+            info = await self._head(bucket, key)
+            await self._copy(bucket, key, bucket, key, replace(info.attributes, tags=dict(tags)))
+
+        return to_deferred(put_object_tagging())
 
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         async def delete_object() -> None:

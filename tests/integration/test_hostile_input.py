@@ -860,7 +860,7 @@ def test_unsupported_operation_keeps_the_connection_in_step(fs_daemon: Daemon, t
     try:
         smuggled = b"GET /" + target.encode() + b"/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
         body = smuggled * 1000
-        conn.request("PUT", f"/{target}/key?tagging", body)
+        conn.request("PUT", f"/{target}/key?inventory", body)
         first = conn.getresponse()
         first_body = first.read()
         assert first.status == 501, first_body

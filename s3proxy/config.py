@@ -22,3 +22,5 @@ class Settings:
     # once and then sends a space every ``keepalive_interval`` seconds until it ends.
     keepalive_delay: float = 1.0
     keepalive_interval: float = 5.0
+    # --virtual-host: requests to bucket.<domain> name their bucket in Host.
+    virtual_host: str | None = None

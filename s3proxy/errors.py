@@ -96,6 +96,38 @@ InvalidPartNumber = _error("InvalidPartNumber", 416, "The requested partnumber i
 EntityTooSmall = _error(
     "EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size."
 )
+# CORS (GetBucketCors, preflight requests) and browser POST uploads.
+NoSuchCORSConfiguration = _error(
+    "NoSuchCORSConfiguration", 404, "The CORS configuration does not exist"
+)
+CorsForbidden = _error(
+    "AccessForbidden",
+    403,
+    "CORSResponse: This CORS request is not allowed. This is usually because the evalution "
+    "of Origin, request method / Access-Control-Request-Method or "
+    "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
+)
+BadRequest = _error("BadRequest", 400, "Bad Request")
+MalformedPOSTRequest = _error(
+    "MalformedPOSTRequest",
+    400,
+    "The body of your POST request is not well-formed multipart/form-data.",
+)
+MaxPostPreDataLengthExceeded = _error(
+    "MaxPostPreDataLengthExceeded",
+    400,
+    "Your POST request fields preceeding the upload file was too large.",
+)
+InvalidPolicyDocument = _error(
+    "InvalidPolicyDocument",
+    400,
+    "The content of the form does not meet the conditions specified in the policy document.",
+)
+IncorrectNumberOfFilesInPostRequest = _error(
+    "IncorrectNumberOfFilesInPostRequest",
+    400,
+    "POST requires exactly one file upload per request.",
+)
 NotImplementedError_ = _error(
     "NotImplemented",
     501,

@@ -38,6 +38,7 @@ from s3proxy.socketactivation import inherited_listen_descriptions
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.storage.s3 import options as s3_options
+from s3proxy.web import vhost
 from s3proxy.web.app import S3Application
 from s3proxy.web.drain import DrainService
 from s3proxy.web.request import make_site
@@ -136,6 +137,8 @@ class Options(usage.Options):
     ]
     # -- observability (access log format, admin endpoints): s3proxy/observe/ --
     optParameters += OBSERVABILITY_PARAMETERS
+    # -- virtual-hosted-style requests --
+    optParameters += [vhost.OPTION]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
     def __init__(self) -> None:
@@ -230,6 +233,8 @@ class Options(usage.Options):
         self["users"] = None
         # -- observability --
         check_observability_options(self)
+        # -- virtual-hosted-style requests --
+        self["virtual-host"] = vhost.check_option(self["virtual-host"])
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -404,6 +409,7 @@ def make_serving_service(
         prefix=config["prefix"].rstrip("/"),
         region=config["region"],
         min_part_size=config["min-part-size"],
+        virtual_host=config["virtual-host"],
     )
     expiry = config["multipart-expiry"]
     if expiry and worker_index == 0:

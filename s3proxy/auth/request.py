@@ -37,6 +37,8 @@ class SignedRequest:
     raw_query: bytes
     headers: HeaderSource
     now: float = field(default_factory=time.time)
+    # The bucket a virtual-hosted request names in Host (SigV2 signs it in the path).
+    virtual_bucket: str | None = None
     _index: dict[str, list[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -175,6 +175,10 @@ def _verify(
     stripped = strip_prefix(req.raw_path, prefix) if prefix else None
     if stripped is not None:
         paths.append(stripped)
+    if req.virtual_bucket is not None:
+        # A virtual-hosted request signs /bucket/key though it sends /key.
+        bucket = b"/" + req.virtual_bucket.encode("ascii")
+        paths = [bucket + path for path in paths]
     provided = signature.encode("utf-8", "replace")
     first: bytes | None = None
     for date in dates:

@@ -57,6 +57,8 @@ BUCKET_PERMISSION: dict[str, str | None] = {
     "GetObjectAttributes": None,
     "PutObjectTagging": "WRITE",
     "DeleteObjectTagging": "WRITE",
+    "PreflightRequest": None,  # anyone: the bucket's CORS rules decide
+    "PostObject": None,  # checked once the form says who signed it
 }
 
 

@@ -50,8 +50,10 @@ from s3proxy.web import (
     acl_ops,
     attributes_ops,
     bucket_ops,
+    cors_ops,
     multipart_ops,
     object_ops,
+    post_ops,
     tagging_ops,
     unconfigured_ops,
     xml,
@@ -66,6 +68,7 @@ from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
+from s3proxy.web.vhost import host_bucket, split_virtual_target
 
 Handler = Callable[[S3Context], Awaitable[S3Response]]
 
@@ -79,8 +82,14 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
     ("bucket", "GET", "location"): ("GetBucketLocation", bucket_ops.get_bucket_location),
     ("bucket", "GET", "versioning"): ("GetBucketVersioning", bucket_ops.get_bucket_versioning),
     ("bucket", "POST", "delete"): ("DeleteObjects", bucket_ops.delete_objects),
+    ("bucket", "POST", ""): ("PostObject", post_ops.post_object),  # browser form upload
     ("bucket", "GET", "uploads"): ("ListMultipartUploads", multipart_ops.list_multipart_uploads),
     ("bucket", "GET", "acl"): ("GetBucketAcl", acl_ops.get_bucket_acl),
+    ("bucket", "PUT", "cors"): ("PutBucketCors", cors_ops.put_bucket_cors),
+    ("bucket", "GET", "cors"): ("GetBucketCors", cors_ops.get_bucket_cors),
+    ("bucket", "DELETE", "cors"): ("DeleteBucketCors", cors_ops.delete_bucket_cors),
+    ("bucket", "OPTIONS", ""): ("PreflightRequest", cors_ops.preflight),
+    ("object", "OPTIONS", ""): ("PreflightRequest", cors_ops.preflight),
     ("bucket", "PUT", "acl"): ("PutBucketAcl", acl_ops.put_bucket_acl),
     ("object", "GET", "acl"): ("GetObjectAcl", acl_ops.get_object_acl),
     ("object", "PUT", "acl"): ("PutObjectAcl", acl_ops.put_object_acl),
@@ -138,7 +147,7 @@ SUB_RESOURCES = """uploadId uploads delete accelerate acl analytics attributes c
     notification object-lock ownershipControls policy policyStatus publicAccessBlock
     replication requestPayment restore retention select tagging torrent versioning
     versionId versions website partNumber""".split()
-KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
 SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # also the -TRAILER variant
 
 
@@ -284,16 +293,25 @@ class S3Application:
             query={},
             headers=Headers(raw_headers),
         )
-        ctx.bucket, ctx.key = split_target(request.path, self.settings.prefix)
+        virtual = host_bucket(ctx.headers.get("host"), self.settings.virtual_host)
+        if virtual is not None:
+            ctx.virtual_bucket = virtual
+            ctx.bucket, ctx.key = split_virtual_target(request.path, self.settings.prefix, virtual)
+        else:
+            ctx.bucket, ctx.key = split_target(request.path, self.settings.prefix)
         ctx.query = parse_query(request.uri)
         return ctx
 
     def _identify(self, ctx: S3Context) -> None:
         """Set who is asking: verify the signature (when users are configured)."""
+        ctx.signers, ctx.now = self.users, self.reactor.seconds()
         if self.users is None:
             ctx.principal = principal_for_open_mode(ctx)
             return
         ctx.enforce = True
+        if ctx.operation == "PreflightRequest":  # browsers never sign a preflight
+            ctx.known_emails = self.known_emails
+            return
         ctx.known_emails = self.known_emails
         signed = SignedRequest(
             method=ctx.method,
@@ -301,6 +319,7 @@ class S3Application:
             raw_query=ctx.request.uri.partition(b"?")[2],
             headers=ctx.headers,
             now=self.reactor.seconds(),
+            virtual_bucket=ctx.virtual_bucket,
         )
         result = authenticate(
             signed, self.users, prefix=self.settings.prefix, region=self.settings.region
@@ -323,6 +342,8 @@ class S3Application:
         is checked, so that the access log says what a refused request asked for."""
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
         subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
+        if ctx.method == "OPTIONS":  # a preflight, whatever operation it is for
+            subresource = ""
         found = OPERATIONS.get((level, ctx.method, subresource))
         if found is None:
             return level, subresource, None
@@ -349,6 +370,7 @@ class S3Application:
         request.setHeader("Server", "s3proxy")
         request.defaultContentType = None
         resource = "/"
+        ctx: S3Context | None = None
         try:
             ctx = self._context(request, request_id)
             record.context = ctx
@@ -375,13 +397,20 @@ class S3Application:
         except Exception:
             self.log.failure("internal error serving {uri}", uri=request.uri[:200])
             response = error_response(InternalError(), resource, request_id)
+        cors = await cors_ops.actual_request_headers(ctx) if ctx is not None else []
+        response.headers += cors
         if response.pending is not None:
-            response = await self._await_pending(request, response, resource, request_id)
+            response = await self._await_pending(request, response, resource, request_id, cors)
         record.error_code = response.error_code
         await self._send(request, response, record)
 
     async def _await_pending(
-        self, request: S3Request, response: S3Response, resource: str, request_id: str
+        self,
+        request: S3Request,
+        response: S3Response,
+        resource: str,
+        request_id: str,
+        cors: list[tuple[str, str]],
     ) -> S3Response:
         """Wait for a long operation. If it ends soon, answer as usual (errors with
         their own status). Otherwise answer 200 now, send a space every few seconds
@@ -402,9 +431,13 @@ class S3Application:
 
         Deferred.fromCoroutine(response.pending).addBoth(record)
         if await fired_within(ended, self.settings.keepalive_delay, self.reactor):
-            return self._pending_result(outcome[0], resource, request_id)
+            result = self._pending_result(outcome[0], resource, request_id)
+            result.headers += cors
+            return result
         await request.body.drain()
         request.setResponseCode(200)
+        for name, value in cors:
+            request.responseHeaders.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         request.setHeader("Content-Type", "application/xml")
         request.write(b" ")
         keepalive = LoopingCall(request.write, b" ")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from s3proxy.acl import Principal
+from s3proxy.auth.credentials import User
 from s3proxy.config import Settings
 from s3proxy.interfaces import IObjectReader, IStorage
 from s3proxy.model import BucketInfo
@@ -33,6 +34,11 @@ class S3Context:
     # What the signature check learnt that body verification needs (AuthResult).
     auth: Any = None
     bucket_info: BucketInfo | None = None
+    # Set when Host named the bucket (virtual-hosted style).
+    virtual_bucket: str | None = None
+    # Who may sign a POST form's policy (None: open mode), and the time it is checked at.
+    signers: Mapping[str, User] | None = None
+    now: float = 0.0
 
     @property
     def resource(self) -> str:

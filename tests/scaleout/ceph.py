@@ -197,8 +197,9 @@ class CephCluster:
         self._run("ceph-osd", "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid, timeout=timeout)
         self._daemon(f"osd.{osd_id}", "ceph-osd", "-i", osd_id)
         self._wait_until(
-            lambda: '"num_up_osds":1' in self._run("ceph", "osd", "stat", "-f", "json")
-            .replace(" ", ""),
+            lambda: (
+                '"num_up_osds":1' in self._run("ceph", "osd", "stat", "-f", "json").replace(" ", "")
+            ),
             timeout,
             f"osd.{osd_id} up",
         )

@@ -53,7 +53,9 @@ class FilesystemRootFactory:
     def daemons(self, workdir: Path, count: int) -> list[Daemon]:
         root = workdir / "shared-root"
         return [
-            Daemon(backend=f"file:{root}", workdir=daemon_dir(workdir, i), extra_args=["--no-fsync"])
+            Daemon(
+                backend=f"file:{root}", workdir=daemon_dir(workdir, i), extra_args=["--no-fsync"]
+            )
             for i in range(count)
         ]
 

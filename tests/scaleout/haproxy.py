@@ -60,9 +60,7 @@ backend {backend}
 
 def haproxy_config(port: int, servers: list[str], admin_socket: Path) -> str:
     lines = "\n".join(f"    server s{i + 1} {address}" for i, address in enumerate(servers))
-    return CONFIG.format(
-        port=port, servers=lines, admin_socket=admin_socket, backend=BACKEND
-    )
+    return CONFIG.format(port=port, servers=lines, admin_socket=admin_socket, backend=BACKEND)
 
 
 @dataclass
@@ -105,7 +103,7 @@ class HAProxy:
         self.process = children.start([haproxy, "-db", "-f", str(self.config_path)], self.log_path)
         try:
             children.wait_for_port(self.port, self.process, timeout)
-            self.wait_for_status({name: "UP" for name in self.server_names}, timeout)
+            self.wait_for_status(dict.fromkeys(self.server_names, "UP"), timeout)
         except BaseException:
             self.stop()
             raise
@@ -147,4 +145,6 @@ class HAProxy:
             if all(seen.get(name) == status for name, status in wanted.items()):
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"haproxy servers {seen}, wanted {wanted}:\n{children.tail(self.log_path)}")
+        raise RuntimeError(
+            f"haproxy servers {seen}, wanted {wanted}:\n{children.tail(self.log_path)}"
+        )

@@ -70,9 +70,9 @@ def test_multipart_three_parts(ceph: CephCluster, rgw_bucket: str) -> None:
     parts = [os.urandom(PART), os.urandom(PART), os.urandom(1234)]
     upload = s3.create_multipart_upload(Bucket=rgw_bucket, Key="big")["UploadId"]
     etags = [
-        s3.upload_part(
-            Bucket=rgw_bucket, Key="big", UploadId=upload, PartNumber=n, Body=body
-        )["ETag"]
+        s3.upload_part(Bucket=rgw_bucket, Key="big", UploadId=upload, PartNumber=n, Body=body)[
+            "ETag"
+        ]
         for n, body in enumerate(parts, start=1)
     ]
     listed = s3.list_parts(Bucket=rgw_bucket, Key="big", UploadId=upload)["Parts"]

@@ -141,7 +141,11 @@ class HAProxy:
         deadline = time.monotonic() + timeout
         seen: dict[str, str] = {}
         while time.monotonic() < deadline:
-            seen = self.statuses()
+            try:
+                seen = self.statuses()
+            except OSError:  # the admin socket appears a moment after the listener
+                time.sleep(0.05)
+                continue
             if all(seen.get(name) == status for name, status in wanted.items()):
                 return
             time.sleep(0.05)

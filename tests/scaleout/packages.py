@@ -65,7 +65,11 @@ def ensure_programs(programs: dict[str, str], timeout: float = 900) -> None:
 
 def _apt(args: list[str], env: dict[str, str], timeout: float) -> None:
     result = subprocess.run(
-        ["apt-get", "-q", *args], env=env, capture_output=True, text=True, timeout=timeout
+        ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"apt-get {args[0]} failed:\n{result.stdout[-2000:]}{result.stderr}")

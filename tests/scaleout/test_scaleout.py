@@ -290,12 +290,18 @@ def test_sigkilled_daemon_costs_only_its_in_flight_requests(fresh_farm: Farm) ->
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.01)
 
+    def healthy() -> bool:
+        with lock:
+            errors = [o.error for o in outcomes if o.error is not None]
+        assert not errors, f"round trips failed before any daemon was killed: {errors[:3]}"
+        return count() >= 40
+
     slow = open_slow_uploads(farm, name)
     threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
     for thread in threads:
         thread.start()
     try:
-        until(lambda: count() >= 40, "40 round trips before the kill")
+        until(healthy, "40 round trips before the kill")
         victim = farm.daemons[1]
         os.kill(victim.pid, signal.SIGKILL)
         assert victim.process is not None

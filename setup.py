@@ -32,6 +32,7 @@ setup(
             "mypy-zope",
             "lxml-stubs",
             "types-requests",
+            "moto[server]>=5.0",
         ],
     },
     entry_points={"console_scripts": []},

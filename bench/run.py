@@ -107,6 +107,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated server names or prefixes to run (e.g. s3proxy,ceiling)",
     )
     parser.add_argument(
+        "--tests",
+        help="comma-separated test groups to run: small, list, large, multi (default: all)",
+    )
+    parser.add_argument(
         "--quiet-wait",
         type=float,
         metavar="SECONDS",
@@ -238,6 +242,13 @@ def make_plans(args: argparse.Namespace, tools: Path, versions: dict[str, str]) 
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         plans = [p for p in plans if any(p.name.startswith(w) for w in wanted)]
+    if args.tests:
+        groups = [g.strip() for g in args.tests.split(",") if g.strip()]
+        plans = [
+            replace(p, tests=frozenset(t for t in p.tests if any(t.startswith(g) for g in groups)))
+            for p in plans
+        ]
+        plans = [p for p in plans if p.tests]
     return plans
 
 

@@ -5,22 +5,36 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.internet import TimerService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from s3proxy.auth.credentials import CredentialsError, load_credentials
+from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
+from s3proxy.configfile import ConfigError, option_values, read_config
+from s3proxy.console import fatal, say
 from s3proxy.interfaces import IStorage
+from s3proxy.services import (
+    Announcement,
+    CredentialsReloader,
+    InOrderMultiService,
+    ListeningService,
+)
+from s3proxy.socketactivation import inherited_listen_descriptions
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
+from s3proxy.storage.s3 import options as s3_options
 from s3proxy.web.app import S3Application
+from s3proxy.web.drain import DrainService
 from s3proxy.web.request import make_site
 from s3proxy.workers import WorkerSupervisor, tcp_address
 
@@ -43,7 +57,14 @@ class Options(usage.Options):
         "Serve an S3-compatible API. With no options: on 127.0.0.1:39999, storing "
         "objects as plain files under a default data directory."
     )
-    optParameters = [
+    optParameters: list[list[Any]] = [
+        [
+            "config",
+            "c",
+            None,
+            "TOML file of options by their long names (see etc/s3proxy.toml); "
+            "command-line options override it.",
+        ],
         [
             "listen",
             "l",
@@ -56,7 +77,22 @@ class Options(usage.Options):
             "backend",
             "b",
             None,
-            "Storage backend: file:/path (the default, under the data directory) or memory:.",
+            "Storage backend: file:/path (the default, under the data directory), memory:, "
+            "or s3:http://host:port (an upstream S3 store; see the --upstream-* options).",
+        ],
+        [
+            "durability",
+            None,
+            "fsync",
+            "fsync: an object, its metadata and its directory entry are on stable storage "
+            "before the 200; none: skip the fsyncs (caches, tests). --no-fsync is none.",
+        ],
+        [
+            "shutdown-grace",
+            None,
+            "30s",
+            "On SIGTERM, how long in-flight requests may take to finish before their "
+            "connections are closed (e.g. 30s, 2m).",
         ],
         ["prefix", "p", DEFAULT_PREFIX, "Path prefix the API is also served under."],
         ["region", None, "us-east-1", "Region reported by GetBucketLocation and HeadBucket."],
@@ -88,6 +124,10 @@ class Options(usage.Options):
             "7d",
             "Abort multipart uploads older than this (e.g. 7d, 12h, 30m, 90s); 0 never.",
         ],
+        ["cache", None, None, "Directory of a local read cache of the objects read (off)."],
+        ["cache-size", None, "10G", "Size bound of the read cache, e.g. 10G, 512M or bytes."],
+        ["cache-ttl", None, "0", "Seconds a cached ETag is trusted without asking the backend."],
+        *s3_options.OPTIONS,
     ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
@@ -95,23 +135,54 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self.raw_args: list[str] = []
+        self._listen_from_config = False
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         # Kept so that worker processes can be started with the same options.
         self.raw_args = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
+        path = _config_path(self.raw_args)
+        if path is not None:
+            self._apply_config(path)
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if path is None:
+                raise
+            fatal(f"{e} (from the command line or config {path})", 2)
+
+    def _apply_config(self, path: str) -> None:
+        """The file's values become the defaults the command line overrides. A bad
+        file stops the daemon with one line, not twistd's usage text."""
+        names = [str(p[0]) for p in Options.optParameters if p[0] not in ("config", "listen")]
+        flags = [str(f[0]) for f in Options.optFlags]
+        try:
+            values = option_values(path, read_config(path), names, flags, ["listen"])
+        except ConfigError as e:
+            fatal(str(e), 2)
+        for name, value in values.items():
+            self[name] = value
+        self._listen_from_config = "listen" in values
+        self.config_file = path
 
     def opt_listen(self, value: str) -> None:
+        if self._listen_from_config:
+            self["listen"] = []  # the command line's replace the file's
+            self._listen_from_config = False
         self["listen"].append(value)
 
     opt_l = opt_listen
 
     def postOptions(self) -> None:
         if not self["listen"]:
-            self["listen"] = [DEFAULT_LISTEN]
+            self["listen"] = inherited_listen_descriptions() or [DEFAULT_LISTEN]
         backend = self["backend"] or "file:" + default_data_dir()
-        if not (backend.startswith("file:") or backend == "memory:"):
-            raise usage.UsageError(f"unknown backend {backend!r}: use file:/path or memory:")
+        if backend.startswith(s3_options.SCHEME):
+            self["backend"] = backend
+            s3_options.check_options(self)
+        elif not (backend.startswith("file:") or backend == "memory:"):
+            raise usage.UsageError(
+                f"unknown backend {backend!r}: use file:/path, memory: or s3:http://host:port"
+            )
         if backend.startswith("file:") and not backend[len("file:") :]:
             raise usage.UsageError("file: needs a directory, e.g. file:/var/lib/s3proxy")
         self["backend"] = backend
@@ -130,6 +201,12 @@ class Options(usage.Options):
         except ValueError:
             raise usage.UsageError("--min-part-size must be a number of bytes") from None
         self["multipart-expiry"] = parse_duration(self["multipart-expiry"])
+        self["shutdown-grace"] = parse_duration(self["shutdown-grace"])
+        if self["durability"] not in ("fsync", "none"):
+            raise usage.UsageError("--durability must be fsync or none")
+        if self["no-fsync"]:
+            self["durability"] = "none"
+        self["fsync"] = self["durability"] == "fsync"
         try:
             self["workers"] = int(self["workers"])
             if self["workers"] < 1:
@@ -142,10 +219,26 @@ class Options(usage.Options):
                     tcp_address(description)
                 except ValueError as e:
                     raise usage.UsageError(f"--workers: {e}") from None
+        check_cache_options(self)
         self["users"] = None
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _config_path(args: list[str]) -> str | None:
+    """The --config/-c value among the command-line arguments (the last one wins)."""
+    found = None
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("--config", "-c") and index + 1 < len(args):
+            found = args[index + 1]
+        elif arg.startswith("--config="):
+            found = arg[len("--config=") :]
+        elif arg.startswith("-c") and len(arg) > 2:
+            found = arg[2:]
+    return found
 
 
 def parse_duration(text: str) -> float:
@@ -160,6 +253,9 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+POOL_STOP_WAIT = 10.0
+
+
 class ThreadPoolService(Service):
     def __init__(self, pool: ThreadPool) -> None:
         self.pool = pool
@@ -169,13 +265,32 @@ class ThreadPoolService(Service):
         self.pool.start()
 
     def stopService(self) -> Any:
+        """Let the work already handed to the pool finish (requests cut off by the
+        shutdown discard their temporary files there), bounded, then stop it."""
         super().stopService()
-        self.pool.stop()
+        reactor: Any = global_reactor
+        deadline = time.monotonic() + POOL_STOP_WAIT
+        done: Deferred[None] = Deferred()
+
+        def check() -> None:
+            idle = not self.pool.working and self.pool.q.qsize() == 0
+            if idle or time.monotonic() > deadline or not self.pool.started:
+                self.pool.stop()
+                done.callback(None)
+            else:
+                reactor.callLater(0.02, check)
+
+        check()
+        return done
 
 
-def make_storage(backend: str, pool: ThreadPool, fsync: bool, reactor: Any) -> IStorage:
+def make_storage(
+    backend: str, pool: ThreadPool, fsync: bool, reactor: Any, options: Any = None
+) -> IStorage:
     if backend == "memory:":
         return MemoryStorage()
+    if backend.startswith(s3_options.SCHEME):
+        return s3_options.make_s3_storage(backend, options or {}, reactor)
     root = backend[len("file:") :]
     os.makedirs(root, exist_ok=True)
     return FilesystemStorage(root, reactor, pool, fsync=fsync)
@@ -228,7 +343,7 @@ def warn_if_open(users: object, listen: list[str]) -> None:
             + "): anyone who can reach it can read and write every bucket"
         )
         log.critical(message)
-        sys.stderr.write(f"s3proxy: {message}\n")
+        say(message)
 
 
 def load_users(config: Options) -> None:
@@ -237,8 +352,7 @@ def load_users(config: Options) -> None:
         try:
             config["users"] = load_credentials(config["credentials"])
         except CredentialsError as e:
-            sys.stderr.write(f"s3proxy: {e}\n")
-            raise SystemExit(1) from None
+            fatal(str(e))
 
 
 def makeService(config: Options, reactor: Any = None) -> IService:
@@ -251,7 +365,13 @@ def makeService(config: Options, reactor: Any = None) -> IService:
             f"{', '.join(config['listen'])}",
             flush=True,
         )
-        return WorkerSupervisor(reactor, config["listen"], config.raw_args, config["workers"])
+        return WorkerSupervisor(
+            reactor,
+            config["listen"],
+            config.raw_args,
+            config["workers"],
+            stop_grace=config["shutdown-grace"] + 5,
+        )
     return make_serving_service(
         config, reactor, [serverFromString(reactor, d) for d in config["listen"]]
     )
@@ -263,14 +383,14 @@ def make_serving_service(
     """The service tree of a process that serves requests: the thread pool, the
     storage, the application and one listening service per endpoint."""
     load_users(config)
-    service = MultiService()
+    service = InOrderMultiService()
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:
-        storage = make_storage(config["backend"], pool, not config["no-fsync"], reactor)
+        storage = make_storage(config["backend"], pool, config["fsync"], reactor, config)
     except (OSError, RuntimeError, ValueError) as e:
-        sys.stderr.write(f"s3proxy: cannot use backend {config['backend']}: {e}\n")
-        raise SystemExit(1) from None
+        fatal(f"cannot use backend {config['backend']}: {e}")
+    storage = cached_storage(storage, config, pool, reactor, worker_index)
     settings = Settings(
         prefix=config["prefix"].rstrip("/"),
         region=config["region"],
@@ -287,9 +407,13 @@ def make_serving_service(
     if worker_index == 0:
         warn_if_open(users, config["listen"])
     app = S3Application(storage, settings, reactor, users)
+    if config["credentials"]:
+        CredentialsReloader(config["credentials"], app.set_users, reactor).setServiceParent(service)
     site = make_site(app.resource(), reactor)
-    for endpoint in endpoints:
-        StreamServerEndpointService(endpoint, site).setServiceParent(service)
+    # Stopped in reverse: the listeners, then the requests in flight, then the pool.
+    DrainService(site.connections, reactor, config["shutdown-grace"]).setServiceParent(service)
+    for description, endpoint in zip(config["listen"], endpoints, strict=True):
+        ListeningService(endpoint, site, description).setServiceParent(service)
     log.info(
         "s3proxy serving {backend} on {listen} (prefix {prefix})",
         backend=config["backend"],
@@ -297,5 +421,7 @@ def make_serving_service(
         prefix=settings.prefix or "/",
     )
     if worker_index == 0:
-        print(f"s3proxy: serving {config['backend']} on {', '.join(config['listen'])}", flush=True)
+        Announcement(
+            f"serving {config['backend']} on {', '.join(config['listen'])}"
+        ).setServiceParent(service)
     return service

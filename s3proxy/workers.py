@@ -22,6 +22,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from s3proxy.console import fatal
+
 RESTART_DELAY = 1.0
 # Workers still busy this long after SIGTERM get SIGKILL (a worker that got SIGTERM
 # while still starting up may have missed it).
@@ -78,8 +80,16 @@ class _Worker(ProcessProtocol):
 class WorkerSupervisor(Service):
     log = Logger()
 
-    def __init__(self, reactor: Any, listen: list[str], args: list[str], count: int) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        listen: list[str],
+        args: list[str],
+        count: int,
+        stop_grace: float = STOP_GRACE,
+    ) -> None:
         self.reactor = reactor
+        self.stop_grace = stop_grace
         self.listen = listen
         self.args = _without_workers(args)
         self.count = count
@@ -88,11 +98,26 @@ class WorkerSupervisor(Service):
         self.sockets: dict[int, list[socket.socket]] = {}
         self.workers: dict[int, _Worker] = {}
 
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        try:
+            for index in range(self.count):
+                self.sockets[index] = [bind(d) for d in self.listen]
+        except OSError as e:
+            fatal(f"cannot listen on {', '.join(self.listen)}: {e}")
+
     def startService(self) -> None:
         super().startService()
-        self.sockets = {i: [bind(d) for d in self.listen] for i in range(self.count)}
+        if not self.sockets:
+            self.privilegedStartService()
+        self._previous_hup = signal.signal(signal.SIGHUP, self._forward_hup)
         for index in range(self.count):
             self._spawn(index)
+
+    def _forward_hup(self, signum: int, frame: Any) -> None:
+        """Each worker reloads its credentials itself."""
+        for worker in list(self.workers.values()):
+            _signal(worker, signal.SIGHUP)
 
     def _spawn(self, index: int) -> None:
         if not self.running:
@@ -140,7 +165,7 @@ class WorkerSupervisor(Service):
             for worker in workers:
                 _signal(worker, signal.SIGKILL)
 
-        kill = self.reactor.callLater(STOP_GRACE, kill_all)
+        kill = self.reactor.callLater(self.stop_grace, kill_all)
         done = DeferredList([w.ended for w in workers])
 
         def finished(result: object) -> object:

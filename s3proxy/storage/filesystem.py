@@ -62,6 +62,8 @@ from s3proxy.model import (
     UploadsPage,
 )
 from s3proxy.names import is_valid_bucket_name, is_xml_safe
+from s3proxy.storage.bucketcache import BucketInfoCache
+from s3proxy.storage.fslistcache import ListingFieldCache
 from s3proxy.storage.fsmeta import (
     MetadataStore,
     MetaRecord,
@@ -389,8 +391,10 @@ class FilesystemStorage:
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
         self._directories = DirectoryCache()
+        self._listing_fields = ListingFieldCache()
         # Buckets seen to exist, so writes to them need no extra trip to the pool.
         self._known_buckets: set[str] = set()
+        self._bucket_infos = BucketInfoCache()
 
     # -- start-up ---------------------------------------------------------------
 
@@ -501,10 +505,16 @@ class FilesystemStorage:
     def _list_info(self, bucket: str, key: str, path: str, st: os.stat_result) -> ObjectInfo:
         """What a listing shows of a file (key, size, ETag, time, owner), read with
         less work than ``_info``: its attributes carry only the owner."""
-        raw = self.metadata.load_raw(bucket, key, path)
-        fields = MetaRecord.listing_fields(raw, st) if raw is not None else None
+        stamped = self.metadata.stamp(bucket, key, st)
+        stamp = stamped[0] if stamped is not None else None
+        fields = self._listing_fields.get(path, stamp)
         if fields is None:
-            return self._info(bucket, key, path, st)
+            raw = self.metadata.load_raw(bucket, key, path)
+            fields = MetaRecord.listing_fields(raw, st) if raw is not None else None
+            if fields is None:
+                return self._info(bucket, key, path, st)
+            if stamped is not None:
+                self._listing_fields.put(path, stamp, stamped[1], fields)
         etag, owner_id, owner_name = fields
         return ObjectInfo(key, st.st_size, etag, st.st_mtime, _owner_only(owner_id, owner_name))
 
@@ -558,21 +568,31 @@ class FilesystemStorage:
         self._sync_dir(self.root)
 
     def create_bucket(self, bucket: str, acl: AccessControl | None = None) -> Deferred[None]:
-        return self._run(self._create_bucket, bucket, acl)
+        return self._changing_bucket(bucket, self._run(self._create_bucket, bucket, acl))
 
     def _put_bucket_acl(self, bucket: str, acl: AccessControl) -> None:
         info = self._head_bucket(bucket)
         self._write_bucket_record(bucket, info.creation_date, acl)
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
-        return self._run(self._put_bucket_acl, bucket, acl)
+        return self._changing_bucket(bucket, self._run(self._put_bucket_acl, bucket, acl))
 
     def _head_bucket(self, bucket: str) -> BucketInfo:
         os.close(self._open_bucket(bucket))
         return self._bucket_info(bucket)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
-        return self._run(self._head_bucket, bucket)
+        return self._bucket_infos.head(bucket, lambda b: self._run(self._head_bucket, b))
+
+    def _changing_bucket(self, bucket: str, change: Deferred[T]) -> Deferred[T]:
+        """Forget the bucket's remembered record now and once ``change`` is done."""
+        self._bucket_infos.changed(bucket)
+
+        def done(result: T) -> T:
+            self._bucket_infos.changed(bucket)
+            return result
+
+        return change.addBoth(done)
 
     def _delete_bucket(self, bucket: str) -> None:
         path = self._bucket_path(bucket)
@@ -597,7 +617,7 @@ class FilesystemStorage:
             pass
 
     def delete_bucket(self, bucket: str) -> Deferred[None]:
-        return self._run(self._delete_bucket, bucket)
+        return self._changing_bucket(bucket, self._run(self._delete_bucket, bucket))
 
     # -- listing ----------------------------------------------------------------
 
@@ -637,7 +657,7 @@ class FilesystemStorage:
             key = f"{dir_key}{name}/" if is_dir else f"{dir_key}{name}"
             if not key.startswith(prefix) and key > prefix:
                 return  # past every key with the prefix
-            path = os.path.join(dir_path, name)
+            path = f"{dir_path}/{name}"
             if not is_dir:
                 if key > marker and key.startswith(prefix):
                     try:
@@ -683,13 +703,12 @@ class FilesystemStorage:
         walked = self._walk(bucket, start_dir, start_key, prefix, marker, by_dir)
         if start_key and prefix == start_key:
             walked = self._with_start_marker(bucket, start_key, start_dir, marker, walked)
-        entries = (
-            walked
-            if by_dir
-            else roll_up(
+        if by_dir or not delimiter:
+            entries = walked  # the walk reports "/" prefixes itself; no delimiter: none
+        else:
+            entries = roll_up(
                 (e for e in walked if isinstance(e, ObjectInfo)), prefix, delimiter, marker
             )
-        )
         return take_page(entries, max_keys)
 
     def _with_start_marker(

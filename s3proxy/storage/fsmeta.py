@@ -103,6 +103,13 @@ class MetadataStore:
     def remove_bucket(self, bucket: str) -> None:
         pass
 
+    def stamp(
+        self, bucket: str, key: str, st: os.stat_result
+    ) -> tuple[tuple[int, ...], int] | None:
+        """(A value that changes whenever the record of the file ``st`` describes may
+        have changed, the newest ctime in it), or None if there is none."""
+        raise NotImplementedError
+
 
 class XattrMetadata(MetadataStore):
     """Metadata in the file's own xattr: set on the temporary file before the rename,
@@ -133,6 +140,12 @@ class XattrMetadata(MetadataStore):
         except OSError as e:
             if e.errno not in (errno.ENODATA, errno.ENOENT):
                 raise
+
+    def stamp(
+        self, bucket: str, key: str, st: os.stat_result
+    ) -> tuple[tuple[int, ...], int] | None:
+        # Setting the xattr, and writing or renaming the file, all move its ctime.
+        return (st.st_ino, st.st_ctime_ns, st.st_size, st.st_mtime_ns), st.st_ctime_ns
 
 
 class SidecarMetadata(MetadataStore):
@@ -169,6 +182,24 @@ class SidecarMetadata(MetadataStore):
             os.unlink(self._path(bucket, key))
         except FileNotFoundError:
             pass
+
+    def stamp(
+        self, bucket: str, key: str, st: os.stat_result
+    ) -> tuple[tuple[int, ...], int] | None:
+        # A record is replaced by a rename: a new inode.
+        try:
+            side = os.stat(self._path(bucket, key))
+        except OSError:
+            return None
+        changed = max(st.st_ctime_ns, side.st_ctime_ns)
+        return (
+            st.st_ino,
+            st.st_ctime_ns,
+            st.st_size,
+            st.st_mtime_ns,
+            side.st_ino,
+            side.st_ctime_ns,
+        ), changed
 
     def remove_bucket(self, bucket: str) -> None:
         import shutil

@@ -173,13 +173,17 @@ class S3Application:
         self.storage = storage
         self.settings = settings
         # None: open mode (any or no signature accepted, nothing enforced).
-        self.users = users
-        self.known_emails = {u.email for u in (users or {}).values() if u.email}
+        self.set_users(users)
         # x-amz-id-2 names the serving host (process), as S3's does.
         self._host_id = base64.b64encode(os.urandom(24)).decode()
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+
+    def set_users(self, users: Mapping[str, User] | None) -> None:
+        """Who may sign requests (None: open mode); replaced on SIGHUP."""
+        self.users = users
+        self.known_emails = {u.email for u in (users or {}).values() if u.email}
 
     def resource(self) -> Resource:
         return S3Root(self.app.resource())

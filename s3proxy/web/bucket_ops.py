@@ -180,7 +180,12 @@ def _contents(ctx: S3Context, page: ListPage, encode: Any, owner: bool) -> bytes
 
 
 def _text(value: str) -> str:
+    if value.isascii() and value.isprintable() and not _MARKUP.intersection(value):
+        return value  # the common case, checked in C: nothing to escape
     return escape(xml.safe_text(value))
+
+
+_MARKUP = frozenset("&<>")
 
 
 def _with_entries(document: bytes, entries: bytes) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -43,7 +44,13 @@ def safe_text(text: str) -> str:
 def iso8601(timestamp: float) -> str:
     """S3's timestamp format, with milliseconds: 2017-08-29T15:36:03.613Z."""
     seconds, millis = divmod(int(timestamp * 1000), 1000)  # truncated, never rounded up
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_seconds(seconds: int) -> str:
+    # A listing's objects were mostly written within a few seconds of each other.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def element(tag: str, *children: Any) -> etree._Element:

@@ -14,10 +14,25 @@ import pytest
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.threadpool import ThreadPool
 
+from s3proxy.cache import CachingStorage
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
+from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
+from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
 
-BACKENDS = ("memory", "fs-xattr", "fs-sidecar")
+# cache-*: the read cache over a backend; small blocks, so that objects span several.
+# s3-moto: the upstream S3 backend over a moto server (cache-s3-moto: the read cache
+# in front of it, the pairing the cache is meant for).
+BACKENDS = (
+    "memory",
+    "fs-xattr",
+    "fs-sidecar",
+    "cache-memory",
+    "cache-fs",
+    "s3-moto",
+    "cache-s3-moto",
+)
+CACHE_BLOCK_SIZE = 64 * 1024
 
 
 def the_reactor() -> IReactorThreads:
@@ -47,20 +62,61 @@ def fs_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto S3 server for the session, stopped by PID at its end."""
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def s3_storage(server: MotoServer) -> S3Storage:
+    """An S3Storage over a freshly reset moto, its buckets under a prefix (so the
+    prefix mapping is exercised by every contract test)."""
+    server.reset()
+    credentials = UpstreamCredentials(ACCESS_KEY, SECRET_KEY)
+    client = UpstreamClient(the_reactor(), server.endpoint, credentials, "us-east-1")
+    return S3Storage(client, bucket_prefix="contract-")
+
+
 @pytest.fixture(params=BACKENDS)
 def storage(
-    request: pytest.FixtureRequest, fs_root: Path
-) -> Iterator[MemoryStorage | FilesystemStorage]:
+    request: pytest.FixtureRequest, fs_root: Path, tmp_path: Path
+) -> Iterator[MemoryStorage | FilesystemStorage | CachingStorage | S3Storage]:
     if request.param == "memory":
         yield MemoryStorage()
         return
+    if request.param == "s3-moto":
+        storage = s3_storage(cast(MotoServer, request.getfixturevalue("moto_server")))
+        yield storage
+        storage.client.close()
+        return
     pool = cast(ThreadPool, request.getfixturevalue("thread_pool"))
+    if request.param.startswith("cache-"):
+        backend: MemoryStorage | FilesystemStorage | S3Storage
+        if request.param == "cache-memory":
+            backend = MemoryStorage()
+        elif request.param == "cache-s3-moto":
+            backend = s3_storage(cast(MotoServer, request.getfixturevalue("moto_server")))
+        else:
+            backend = FilesystemStorage(str(fs_root), the_reactor(), pool, fsync=False)
+        cache_dir = str(tmp_path / "cache")
+        yield CachingStorage(
+            backend, cache_dir, 64 * 1024 * 1024, the_reactor(), pool, block_size=CACHE_BLOCK_SIZE
+        )
+        if isinstance(backend, S3Storage):
+            backend.client.close()
+        return
     metadata = request.param.removeprefix("fs-")
     yield FilesystemStorage(str(fs_root), the_reactor(), pool, metadata=metadata, fsync=False)
 
 
 @pytest.fixture
-def fs_storage(storage: MemoryStorage | FilesystemStorage) -> FilesystemStorage:
+def fs_storage(
+    storage: MemoryStorage | FilesystemStorage | CachingStorage | S3Storage,
+) -> FilesystemStorage:
     """The filesystem backends only; the memory run of a test using this is skipped."""
     if not isinstance(storage, FilesystemStorage):
         pytest.skip("filesystem backend only")

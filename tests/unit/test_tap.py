@@ -17,6 +17,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX
+from s3proxy.services import Announcement
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.tap import Options, ThreadPoolService, make_storage, makeService
@@ -137,7 +138,11 @@ def test_make_service_tree(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(site, server.Site)
     assert site.requestFactory is S3Request
     assert site.reactor is clock
-    assert "memory:" in capsys.readouterr().out
+    # "serving ..." is said once the listeners are up, not while building the tree.
+    assert capsys.readouterr().err == ""
+    (announcement,) = [c for c in children if isinstance(c, Announcement)]
+    assert announcement.message.startswith("serving memory: on tcp:0:interface=127.0.0.1")
+    assert children.index(announcement) > children.index(endpoints[-1])
 
 
 def test_make_service_default_options(data_dir: Path) -> None:

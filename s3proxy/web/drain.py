@@ -1,0 +1,121 @@
+"""Graceful shutdown: on SIGTERM stop accepting, let requests in flight finish within
+a grace period, close idle keep-alive connections, then close what is left.
+
+A request cut off by the grace period loses its connection: an upload in progress is
+then discarded by its writer (nothing partial is ever visible), while a multipart
+upload's parts already stored stay and can be continued after the restart.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web import http
+
+POLL_INTERVAL = 0.05
+AFTER_ABORT = 0.2
+
+
+class Connections:
+    """The site's open connections and its requests in flight."""
+
+    def __init__(self) -> None:
+        self.channels: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.requests: set[http.Request] = set()
+        self.draining = False
+
+    def connection_made(self, channel: Any) -> None:
+        self.channels.add(channel)
+
+    def request_started(self, request: http.Request) -> None:
+        self.requests.add(request)
+        request.notifyFinish().addBoth(lambda _: self.requests.discard(request))
+        if self.draining:
+            _last_on_its_connection(request)
+
+    def close_idle(self) -> None:
+        for request in self.requests:
+            _last_on_its_connection(request)
+        busy = {id(r.channel) for r in self.requests}
+        for channel in self._open():
+            if id(channel) not in busy:
+                channel.transport.loseConnection()
+
+    def abort_all(self) -> None:
+        for channel in self._open():
+            channel.transport.abortConnection()
+
+    def _open(self) -> list[Any]:
+        """The HTTP channels still connected (inside Twisted's protocol wrappers)."""
+        open_channels = []
+        for wrapper in list(self.channels):
+            channel = getattr(wrapper, "_channel", wrapper)
+            transport = getattr(channel, "transport", None)
+            if transport is not None and not getattr(transport, "disconnected", False):
+                open_channels.append(channel)
+        return open_channels
+
+
+def _last_on_its_connection(request: http.Request) -> None:
+    """Serve the request, then close its connection, saying so ("Connection: close"),
+    so the client reconnects (to another daemon) for its next request. (A response
+    already started cannot say so; its connection is closed once idle.)"""
+    channel: Any = request.channel
+    if channel is not None:
+        channel.persistent = False
+    if not request.startedWriting:
+        request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+
+
+class DrainService(Service):
+    """Stopped before the listening services' ports close (it is started after them),
+    it waits for the requests in flight."""
+
+    log = Logger()
+
+    def __init__(self, connections: Connections, reactor: IReactorTime, grace: float) -> None:
+        self.connections = connections
+        self.reactor = reactor
+        self.grace = grace
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        connections = self.connections
+        connections.draining = True
+        in_flight = len(connections.requests)
+        self.log.info(
+            "shutting down: {count} requests in flight, waiting up to {grace:g} s",
+            count=in_flight,
+            grace=self.grace,
+        )
+        connections.close_idle()
+        if not connections.requests:
+            return succeed(None)
+        done: Deferred[None] = Deferred()
+        deadline = self.reactor.seconds() + self.grace
+
+        def check() -> None:
+            connections.close_idle()
+            if not connections.requests:
+                self.log.info("shutdown: every request in flight finished")
+                done.callback(None)
+            elif self.reactor.seconds() >= deadline:
+                self.log.warn(
+                    "shutdown: closing {count} connections still busy after {grace:g} s",
+                    count=len(connections.requests),
+                    grace=self.grace,
+                )
+                connections.abort_all()
+                # The aborted requests' writers discard their temporary files on the
+                # I/O pool: give them a few turns of the reactor to get there.
+                self.reactor.callLater(AFTER_ABORT, done.callback, None)
+            else:
+                self.reactor.callLater(POLL_INTERVAL, check)
+
+        check()
+        return done

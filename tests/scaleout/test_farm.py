@@ -3,8 +3,6 @@ and haproxy's health check against a daemon that requires signatures."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -16,8 +14,7 @@ from botocore.config import Config
 from tests.integration.daemon import Daemon
 from tests.scaleout.ceph import CephCluster
 from tests.scaleout.farm import RgwUpstreamFactory, s3_backend_available
-from tests.scaleout.haproxy import HAProxy, haproxy_config
-from tests.scaleout.packages import HAPROXY_PROGRAMS, ensure_programs, program_path
+from tests.scaleout.haproxy import HAProxy
 
 pytestmark = pytest.mark.scaleout
 
@@ -79,32 +76,3 @@ def test_health_check_passes_a_daemon_that_requires_signatures(tmp_path: Path) -
             proxy.stop()
     finally:
         daemon.stop()
-
-
-def documented_haproxy_config() -> str:
-    doc = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
-    blocks = re.findall(r"```haproxy\n(.*?)```", doc.read_text(), flags=re.DOTALL)
-    assert len(blocks) == 1, "docs/deployment.md shows one haproxy config"
-    return blocks[0]
-
-
-def test_documented_haproxy_config_is_valid_and_matches_the_tested_one(tmp_path: Path) -> None:
-    ensure_programs(HAPROXY_PROGRAMS)
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(documented_haproxy_config())
-    check = subprocess.run(
-        [program_path("haproxy"), "-c", "-f", str(config)], capture_output=True, text=True
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    # The lines that decide balancing, health and failover are the ones the tests run.
-    tested = haproxy_config(1, ["127.0.0.1:2"], tmp_path / "admin.sock")
-    for line in (
-        "mode http",
-        "balance roundrobin",
-        "option httpchk GET /",
-        "http-check expect rstatus ^[234]",
-        "option redispatch 1",
-        "retry-on conn-failure empty-response",
-    ):
-        assert f"    {line}\n" in tested
-        assert f"    {line}\n" in config.read_text()

@@ -14,12 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from tests.scaleout.farm import Farm
+from tests.scaleout.load import RoundTrips
 
 pytestmark = pytest.mark.scaleout
 
@@ -241,67 +240,14 @@ def open_slow_uploads(farm: Farm, bucket: str) -> dict[str, SlowUpload]:
     return uploads
 
 
-@dataclass
-class Outcome:
-    worker: int
-    started: float
-    ended: float
-    key: str
-    body: bytes | None  # what the PUT stored, when it was acknowledged
-    error: str | None
-
-
 def test_sigkilled_daemon_costs_only_its_in_flight_requests(fresh_farm: Farm) -> None:
     farm = fresh_farm
-    workers, body_size = 4, 64 * 1024
     s3 = farm.client()
     name = f"scaleout-kill-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=name)
-    clients = [farm.client() for _ in range(workers)]
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-    deadline = time.monotonic() + 60  # bounded: the workers stop by themselves
-
-    def work(worker: int) -> None:
-        client = clients[worker]
-        for i in range(2000):
-            if stop.is_set() or time.monotonic() > deadline:
-                return
-            key = f"w{worker}/{i:05d}"
-            body = os.urandom(body_size)
-            started = time.monotonic()
-            try:
-                client.put_object(Bucket=name, Key=key, Body=body)
-                got = client.get_object(Bucket=name, Key=key)["Body"].read()
-                assert got == body, f"{key} read back different bytes"
-                outcome = Outcome(worker, started, time.monotonic(), key, body, None)
-            except Exception as e:
-                outcome = Outcome(worker, started, time.monotonic(), key, None, repr(e))
-            with lock:
-                outcomes.append(outcome)
-
-    def count(after: float = 0.0) -> int:
-        with lock:
-            return sum(1 for o in outcomes if o.error is None and o.started > after)
-
-    def until(condition: Any, what: str) -> None:
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.01)
-
-    def healthy() -> bool:
-        with lock:
-            errors = [o.error for o in outcomes if o.error is not None]
-        assert not errors, f"round trips failed before any daemon was killed: {errors[:3]}"
-        return count() >= 40
-
     slow = open_slow_uploads(farm, name)
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
-    for thread in threads:
-        thread.start()
-    try:
-        until(healthy, "40 round trips before the kill")
+    with RoundTrips(farm, name) as load:
+        load.wait(40, clean=True)
         victim = farm.daemons[1]
         os.kill(victim.pid, signal.SIGKILL)
         assert victim.process is not None
@@ -311,11 +257,7 @@ def test_sigkilled_daemon_costs_only_its_in_flight_requests(fresh_farm: Farm) ->
         down_at = time.monotonic()
         served_at_down = requests_served(farm)
         finished = {server: upload.finish() for server, upload in slow.items()}
-        until(lambda: count(after=down_at) >= 40, "40 round trips after haproxy marked it down")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
+        load.wait(40, after=down_at)
     served_after = requests_served(farm)
 
     # The upload the dead daemon was receiving is lost, and leaves no partial object; the
@@ -329,18 +271,44 @@ def test_sigkilled_daemon_costs_only_its_in_flight_requests(fresh_farm: Farm) ->
             assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
         else:
             assert s3.get_object(Bucket=name, Key=upload.key)["Body"].read() == upload.body
-    failures = [o for o in outcomes if o.error is not None]
-    # (seconds after the death, error) of each failed round trip, for the messages below
+    failures = load.failures()
+    # (seconds after the death, key, error) of each failed round trip, for the messages
     report = [(round(o.started - dead_at, 3), o.key, o.error) for o in failures]
     # Each worker had at most one round trip in flight when the daemon died; every round
     # trip started after its death went to a live daemon (haproxy retried or redispatched).
-    assert len(failures) <= workers, report
+    assert len(failures) <= len(load.threads), report
     assert all(o.started <= dead_at for o in failures), report
     assert served_after["s2"] == served_at_down["s2"]
     assert served_after["s1"] > served_at_down["s1"] and served_after["s3"] > served_at_down["s3"]
     # Everything acknowledged, on whichever daemon, is still there through the survivors.
-    acknowledged = [o for o in outcomes if o.body is not None]
-    assert len(acknowledged) >= 80
-    for outcome in acknowledged:
-        assert s3.get_object(Bucket=name, Key=outcome.key)["Body"].read() == outcome.body
+    assert len(load.acknowledged()) >= 80
+    load.check_all(lambda key: s3.get_object(Bucket=name, Key=key)["Body"].read())
+    empty_bucket(s3, name)
+
+
+def test_sigterm_drains_a_daemon_without_losing_a_request(fresh_farm: Farm) -> None:
+    farm = fresh_farm
+    s3 = farm.client()
+    name = f"scaleout-drain-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=name)
+    slow = open_slow_uploads(farm, name)
+    with RoundTrips(farm, name) as load:
+        load.wait(40, clean=True)
+        victim = farm.daemons[1]
+        os.kill(victim.pid, signal.SIGTERM)  # systemctl stop
+        # The upload it is in the middle of may finish (shutdown-grace, 30 s) ...
+        finished = {server: upload.finish() for server, upload in slow.items()}
+        assert victim.process is not None
+        victim.process.wait(timeout=45)
+        farm.proxy.wait_for_status({"s1": "UP", "s2": "DOWN", "s3": "UP"}, timeout=20)
+        down_at = time.monotonic()
+        load.wait(40, after=down_at)
+
+    assert finished == {"s1": 200, "s2": 200, "s3": 200}
+    for upload in slow.values():
+        assert s3.get_object(Bucket=name, Key=upload.key)["Body"].read() == upload.body
+    # ... and no client saw an error: new requests went to the other daemons.
+    assert [(o.key, o.error) for o in load.failures()] == []
+    assert len(load.acknowledged()) >= 80
+    load.check_all(lambda key: s3.get_object(Bucket=name, Key=key)["Body"].read())
     empty_bucket(s3, name)

@@ -17,6 +17,7 @@ setup(
         "lxml>=5.0",
         "zope.interface>=6.0",
         "awscrt>=0.20",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "test": [
@@ -25,6 +26,7 @@ setup(
             "boto3>=1.36",
             "awscli>=1.36",
             "boto==2.49.0",
+            "s3cmd>=2.3",
             "filechunkio",
             "requests",
             "ruff",

@@ -106,6 +106,38 @@ PreconditionFailed = _error(
     412,
     "At least one of the pre-conditions you specified did not hold",
 )
+InvalidTag = _error("InvalidTag", 400, "The tag provided was not a valid tag.")
+BadRequest = _error("BadRequest", 400, "Bad Request")
+NoSuchTagSet = _error("NoSuchTagSet", 404, "The TagSet does not exist")
+# What AWS answers for a bucket configuration that was never set.
+NoSuchBucketPolicy = _error("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
+NoSuchLifecycleConfiguration = _error(
+    "NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist"
+)
+ServerSideEncryptionConfigurationNotFoundError = _error(
+    "ServerSideEncryptionConfigurationNotFoundError",
+    404,
+    "The server side encryption configuration was not found",
+)
+NoSuchWebsiteConfiguration = _error(
+    "NoSuchWebsiteConfiguration", 404, "The specified bucket does not have a website configuration"
+)
+ReplicationConfigurationNotFoundError = _error(
+    "ReplicationConfigurationNotFoundError", 404, "The replication configuration was not found"
+)
+NoSuchPublicAccessBlockConfiguration = _error(
+    "NoSuchPublicAccessBlockConfiguration",
+    404,
+    "The public access block configuration was not found",
+)
+OwnershipControlsNotFoundError = _error(
+    "OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"
+)
+ObjectLockConfigurationNotFoundError = _error(
+    "ObjectLockConfigurationNotFoundError",
+    404,
+    "Object Lock configuration does not exist for this bucket",
+)
 ServiceUnavailable = _error("ServiceUnavailable", 503, "Please reduce your request rate.")
 # The filesystem backend cannot hold a file and a directory under one name; these two
 # follow versitygw's names for the same conflicts (documented in docs/backends.md).

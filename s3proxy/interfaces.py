@@ -88,6 +88,16 @@ class IStorage(Interface):
     def put_bucket_acl(bucket: str, acl: AccessControl) -> Deferred[None]:
         """Replace the bucket's owner and grants. Fails with NoSuchBucket."""
 
+    def get_bucket_config(bucket: str, name: str) -> Deferred[str | None]:
+        """One small per-bucket configuration document (``name`` is e.g. "tagging" or
+        "cors"; the value is whatever text the web layer stored), kept with the
+        bucket's record. Fires with None if none is set. Fails with NoSuchBucket."""
+
+    def put_bucket_config(bucket: str, name: str, value: str | None) -> Deferred[None]:
+        """Store (or with None remove) the configuration document ``name`` of the
+        bucket; the bucket's other documents, ACL and creation date stay. Fails with
+        NoSuchBucket."""
+
     def head_bucket(bucket: str) -> Deferred[BucketInfo]:
         """Fires with BucketInfo. Fails with NoSuchBucket."""
 
@@ -125,6 +135,10 @@ class IStorage(Interface):
     def put_object_acl(bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         """Replace an object's owner and grants, leaving its data and other attributes
         as they are. Fails with NoSuchBucket or NoSuchKey."""
+
+    def put_object_tagging(bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        """Replace an object's tags (an empty mapping removes them), leaving its data
+        and other attributes as they are. Fails with NoSuchBucket or NoSuchKey."""
 
     def delete_object(bucket: str, key: str) -> Deferred[None]:
         """Fires with None, whether or not the key existed. Fails with NoSuchBucket."""

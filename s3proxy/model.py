@@ -33,6 +33,8 @@ class ObjectAttributes:
     # Verified flexible checksums, {"x-amz-checksum-crc32": "<base64>"}. Filled in
     # once the body has been verified, before the writer's finish() stores it.
     checksums: dict[str, str] = field(default_factory=dict)
+    # Object tags (S3 tagging), in the order the client gave them.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -41,6 +43,7 @@ class ObjectAttributes:
             "metadata": dict(self.metadata),
             "acl": self.acl.to_json() if self.acl is not None else None,
             "checksums": dict(self.checksums),
+            "tags": dict(self.tags),
         }
 
     @classmethod
@@ -48,14 +51,16 @@ class ObjectAttributes:
         headers = data.get("headers") or {}
         metadata = data.get("metadata") or {}
         checksums = data.get("checksums") or {}
+        tags = data.get("tags") or {}
         assert isinstance(headers, dict) and isinstance(metadata, dict)
-        assert isinstance(checksums, dict)
+        assert isinstance(checksums, dict) and isinstance(tags, dict)
         return cls(
             content_type=str(data.get("content_type") or DEFAULT_CONTENT_TYPE),
             headers={str(k): str(v) for k, v in headers.items()},
             metadata={str(k): str(v) for k, v in metadata.items()},
             acl=AccessControl.from_json(data.get("acl")),
             checksums={str(k): str(v) for k, v in checksums.items()},
+            tags={str(k): str(v) for k, v in tags.items()},
         )
 
 

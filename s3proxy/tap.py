@@ -23,6 +23,11 @@ from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
 from s3proxy.configfile import ConfigError, option_values, read_config
 from s3proxy.console import fatal, say
 from s3proxy.interfaces import IStorage
+from s3proxy.observe.options import (
+    OBSERVABILITY_PARAMETERS,
+    add_admin_listener,
+    check_observability_options,
+)
 from s3proxy.services import (
     Announcement,
     CredentialsReloader,
@@ -129,6 +134,8 @@ class Options(usage.Options):
         ["cache-ttl", None, "0", "Seconds a cached ETag is trusted without asking the backend."],
         *s3_options.OPTIONS,
     ]
+    # -- observability (access log format, admin endpoints): s3proxy/observe/ --
+    optParameters += OBSERVABILITY_PARAMETERS
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
     def __init__(self) -> None:
@@ -221,6 +228,8 @@ class Options(usage.Options):
                     raise usage.UsageError(f"--workers: {e}") from None
         check_cache_options(self)
         self["users"] = None
+        # -- observability --
+        check_observability_options(self)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -409,11 +418,15 @@ def make_serving_service(
     app = S3Application(storage, settings, reactor, users)
     if config["credentials"]:
         CredentialsReloader(config["credentials"], app.set_users, reactor).setServiceParent(service)
-    site = make_site(app.resource(), reactor)
+    # -- observability: the admin endpoints beside the API, or on --admin-listen --
+    site = make_site(app.resource(admin=not config["admin-listen"]), reactor)
     # Stopped in reverse: the listeners, then the requests in flight, then the pool.
-    DrainService(site.connections, reactor, config["shutdown-grace"]).setServiceParent(service)
+    DrainService(
+        site.connections, reactor, config["shutdown-grace"], on_stop=app.mark_stopping
+    ).setServiceParent(service)
     for description, endpoint in zip(config["listen"], endpoints, strict=True):
         ListeningService(endpoint, site, description).setServiceParent(service)
+    add_admin_listener(config, service, app.admin_resource(), reactor)
     log.info(
         "s3proxy serving {backend} on {listen} (prefix {prefix})",
         backend=config["backend"],

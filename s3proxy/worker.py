@@ -29,6 +29,7 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str]) -> None:
+    from s3proxy.observe.jsonlog import json_file_observer
     from s3proxy.tap import Options, make_serving_service
 
     _die_with_parent()
@@ -37,7 +38,9 @@ def main(argv: list[str]) -> None:
     index = int(argv[3])
     config = Options()
     config.parseOptions(argv[4:])
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    json_log = config["log-format"] == "json"
+    observer = json_file_observer(sys.stdout) if json_log else textFileLogObserver(sys.stdout)
+    globalLogBeginner.beginLoggingTo([observer])
     endpoints = [AdoptedPort(fd, family) for fd, family in zip(fds, families, strict=True)]
     service = make_serving_service(config, reactor, endpoints, worker_index=index)
     service.startService()

@@ -205,6 +205,10 @@ class CachingStorage:
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         return self.backend.put_object_acl(bucket, key, acl).addBoth(self._recheck(bucket, key))
 
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        d = self.backend.put_object_tagging(bucket, key, tags)
+        return d.addBoth(self._recheck(bucket, key))
+
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         d = self.backend.delete_object(bucket, key)
         return d.addBoth(self._invalidating(bucket, key))
@@ -244,6 +248,12 @@ class CachingStorage:
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         return self.backend.put_bucket_acl(bucket, acl)
+
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
+        return self.backend.get_bucket_config(bucket, name)
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        return self.backend.put_bucket_config(bucket, name, value)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         return self.backend.head_bucket(bucket)

@@ -2,10 +2,10 @@
 does not cost a trip to the backend.
 
 Every request on a bucket reads its ACL first; for a small PUT or GET that read is one
-of two trips to the I/O pool. A record is reused for ``ttl`` seconds. This process's
-own changes (create, ACL, delete) drop it at once; another process's change (another
-worker or daemon on the same data) is seen within ``ttl``, as S3's own bucket ACL
-changes propagate eventually.
+of two trips to the I/O pool (two upstream requests with the s3: backend). A record
+is reused for ``ttl`` seconds. This process's own changes (create, ACL, delete) drop
+it at once; another process's change (another worker or daemon on the same data) is
+seen within ``ttl``, as S3's own bucket ACL changes propagate eventually.
 """
 
 from __future__ import annotations

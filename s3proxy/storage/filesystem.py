@@ -395,6 +395,8 @@ class FilesystemStorage:
         # Buckets seen to exist, so writes to them need no extra trip to the pool.
         self._known_buckets: set[str] = set()
         self._bucket_infos = BucketInfoCache()
+        # Changes to a bucket record (read, change, rename over) in this process.
+        self._bucket_record_lock = threading.Lock()
 
     # -- start-up ---------------------------------------------------------------
 
@@ -549,11 +551,52 @@ class FilesystemStorage:
         except OSError:
             raise NoSuchBucket(BucketName=bucket) from None
 
-    def _write_bucket_record(self, bucket: str, created: float, acl: AccessControl | None) -> None:
+    def _write_bucket_record(
+        self,
+        bucket: str,
+        created: float,
+        acl: AccessControl | None,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        record = {"created": created, "acl": acl.to_json() if acl else None}
+        record["config"] = dict(config if config is not None else self._bucket_config(bucket))
         temp = self._temp_path()
         with open(temp, "w") as f:
-            json.dump({"created": created, "acl": acl.to_json() if acl else None}, f)
+            json.dump(record, f)
         os.rename(temp, os.path.join(self._bucket_records, bucket))
+
+    def _bucket_config(self, bucket: str) -> dict[str, str]:
+        """The put_bucket_config documents in the bucket's record ({} if none)."""
+        try:
+            with open(os.path.join(self._bucket_records, bucket), "rb") as f:
+                config = json.loads(f.read() or b"{}").get("config") or {}
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return {str(k): str(v) for k, v in config.items()} if isinstance(config, dict) else {}
+
+    def _get_bucket_config(self, bucket: str, name: str) -> str | None:
+        os.close(self._open_bucket(bucket))
+        return self._bucket_config(bucket).get(name)
+
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
+        return self._run(self._get_bucket_config, bucket, name)
+
+    def _put_bucket_config(self, bucket: str, name: str, value: str | None) -> None:
+        # Read, change, replace: the record is renamed over, so readers never see half
+        # of it. Two processes changing one bucket's documents at once: the last wins.
+        with self._bucket_record_lock:
+            info = self._head_bucket(bucket)
+            config = self._bucket_config(bucket)
+            if value is None:
+                config.pop(name, None)
+            else:
+                config[name] = value
+            self._write_bucket_record(bucket, info.creation_date, info.acl, config)
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        return self._changing_bucket(
+            bucket, self._run(self._put_bucket_config, bucket, name, value)
+        )
 
     def list_buckets(self) -> Deferred[list[BucketInfo]]:
         return self._run(self._list_buckets)
@@ -564,15 +607,16 @@ class FilesystemStorage:
             os.mkdir(path)
         except FileExistsError:
             raise BucketAlreadyOwnedByYou(BucketName=bucket) from None
-        self._write_bucket_record(bucket, time.time(), acl)
+        self._write_bucket_record(bucket, time.time(), acl, config={})
         self._sync_dir(self.root)
 
     def create_bucket(self, bucket: str, acl: AccessControl | None = None) -> Deferred[None]:
         return self._changing_bucket(bucket, self._run(self._create_bucket, bucket, acl))
 
     def _put_bucket_acl(self, bucket: str, acl: AccessControl) -> None:
-        info = self._head_bucket(bucket)
-        self._write_bucket_record(bucket, info.creation_date, acl)
+        with self._bucket_record_lock:
+            info = self._head_bucket(bucket)
+            self._write_bucket_record(bucket, info.creation_date, acl)
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         return self._changing_bucket(bucket, self._run(self._put_bucket_acl, bucket, acl))
@@ -1025,6 +1069,12 @@ class FilesystemStorage:
             parents.pop()
 
     def _put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> None:
+        self._change_attributes(bucket, key, lambda a: dataclasses.replace(a, acl=acl))
+
+    def _change_attributes(
+        self, bucket: str, key: str, change: Callable[[ObjectAttributes], ObjectAttributes]
+    ) -> None:
+        """Rewrite an object's stored attributes (not its data) with ``change``."""
         path = KeyPath(key)
         parent = self._open_parent(bucket, path, create=False)
         try:
@@ -1043,13 +1093,19 @@ class FilesystemStorage:
                     raise NoSuchKey(Key=key)
                 info = self._info(bucket, key, "", st, fd)  # a foreign file
                 record = MetaRecord(info.etag, st.st_size, st.st_mtime_ns, info.attributes)
-            attributes = dataclasses.replace(record.attributes, acl=acl)
+            attributes = change(record.attributes)
             self.metadata.save(bucket, key, fd, dataclasses.replace(record, attributes=attributes))
         finally:
             os.close(fd)
 
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         return self._run(self._put_object_acl, bucket, key, acl)
+
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        def retag(attributes: ObjectAttributes) -> ObjectAttributes:
+            return dataclasses.replace(attributes, tags=dict(tags))
+
+        return self._run(self._change_attributes, bucket, key, retag)
 
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         return self._run(self._delete_object, bucket, key)

@@ -52,6 +52,7 @@ READ_CHUNK = 256 * 1024
 class _Bucket:
     created: float
     acl: AccessControl | None = None
+    config: dict[str, str] = field(default_factory=dict)  # put_bucket_config documents
     keys: list[str] = field(default_factory=list)  # sorted, for listing
     objects: dict[str, tuple[ObjectInfo, bytes]] = field(default_factory=dict)
 
@@ -170,6 +171,32 @@ class MemoryStorage:
         except S3Error as e:
             return fail(e)
         attributes = replace(info.attributes, acl=acl)
+        self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
+        return succeed(None)
+
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
+        try:
+            return succeed(self._bucket(bucket).config.get(name))
+        except S3Error as e:
+            return fail(e)
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        try:
+            config = self._bucket(bucket).config
+        except S3Error as e:
+            return fail(e)
+        if value is None:
+            config.pop(name, None)
+        else:
+            config[name] = value
+        return succeed(None)
+
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        try:
+            info, data = self._object(bucket, key)
+        except S3Error as e:
+            return fail(e)
+        attributes = replace(info.attributes, tags=dict(tags))
         self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
         return succeed(None)
 

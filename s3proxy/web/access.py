@@ -53,6 +53,10 @@ BUCKET_PERMISSION: dict[str, str | None] = {
     "HeadObject": None,
     "GetObjectAcl": None,
     "PutObjectAcl": None,
+    "GetObjectTagging": None,
+    "GetObjectAttributes": None,
+    "PutObjectTagging": "WRITE",
+    "DeleteObjectTagging": "WRITE",
 }
 
 
@@ -102,7 +106,10 @@ async def authorize_bucket(ctx: S3Context) -> None:
 
 
 # Operations on the key in the request's path that fail with NoSuchKey when it is missing.
-_KEY_OPERATIONS = frozenset({"GetObject", "HeadObject", "GetObjectAcl", "PutObjectAcl"})
+_KEY_OPERATIONS = frozenset(
+    {"GetObject", "HeadObject", "GetObjectAcl", "PutObjectAcl", "GetObjectTagging"}
+    | {"GetObjectAttributes"}
+)
 
 
 async def conceal_missing_key(ctx: S3Context) -> None:

@@ -43,7 +43,19 @@ from s3proxy.errors import (
 )
 from s3proxy.interfaces import IStorage
 from s3proxy.names import is_valid_bucket_name
-from s3proxy.web import acl_ops, bucket_ops, multipart_ops, object_ops, xml
+from s3proxy.observe.admin import AdminResource, admin_name
+from s3proxy.observe.monitor import RequestMonitor
+from s3proxy.observe.record import AccessRecord
+from s3proxy.web import (
+    acl_ops,
+    attributes_ops,
+    bucket_ops,
+    multipart_ops,
+    object_ops,
+    tagging_ops,
+    unconfigured_ops,
+    xml,
+)
 from s3proxy.web.access import (
     authorize_bucket,
     conceal_missing_key,
@@ -94,6 +106,29 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
         multipart_ops.abort_multipart_upload,
     ),
 }
+
+# Tagging, GetObjectAttributes and the unconfigured bucket sub-resources (surface part A).
+OPERATIONS.update(
+    {
+        ("object", "GET", "tagging"): ("GetObjectTagging", tagging_ops.get_object_tagging),
+        ("object", "PUT", "tagging"): ("PutObjectTagging", tagging_ops.put_object_tagging),
+        ("object", "DELETE", "tagging"): (
+            "DeleteObjectTagging",
+            tagging_ops.delete_object_tagging,
+        ),
+        ("bucket", "GET", "tagging"): ("GetBucketTagging", tagging_ops.get_bucket_tagging),
+        ("bucket", "PUT", "tagging"): ("PutBucketTagging", tagging_ops.put_bucket_tagging),
+        ("bucket", "DELETE", "tagging"): (
+            "DeleteBucketTagging",
+            tagging_ops.delete_bucket_tagging,
+        ),
+        ("object", "GET", "attributes"): (
+            "GetObjectAttributes",
+            attributes_ops.get_object_attributes,
+        ),
+        **unconfigured_ops.operations(),
+    }
+)
 
 # Query parameters that select a different operation on the same path, strongest
 # first (``?partNumber=1&uploadId=x`` is UploadPart). Any other parameter (boto3's
@@ -155,7 +190,11 @@ def error_response(error: S3Error, resource: str, request_id: str) -> S3Response
         namespace=False,
     )
     return S3Response(
-        status=error.status, headers=list(error.headers), body=body, content_type="application/xml"
+        status=error.status,
+        headers=list(error.headers),
+        body=body,
+        content_type="application/xml",
+        error_code=error.code,
     )
 
 
@@ -169,6 +208,7 @@ class S3Application:
         settings: Settings,
         reactor: Any = None,
         users: Mapping[str, User] | None = None,
+        monitor: RequestMonitor | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -179,14 +219,39 @@ class S3Application:
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        # The access log and the metrics.
+        self.monitor = monitor or RequestMonitor()
+        # Set once SIGTERM's draining starts: readiness then says 503.
+        self.stopping = False
+        stats = getattr(storage, "stats", None)
+        if callable(stats):  # a read cache in front of the backend
+            self.monitor.metrics.watch_cache(stats)
 
     def set_users(self, users: Mapping[str, User] | None) -> None:
         """Who may sign requests (None: open mode); replaced on SIGHUP."""
         self.users = users
         self.known_emails = {u.email for u in (users or {}).values() if u.email}
 
-    def resource(self) -> Resource:
-        return S3Root(self.app.resource())
+    def mark_stopping(self) -> None:
+        self.stopping = True
+
+    def admin_resource(self) -> AdminResource:
+        """The /-/health, /-/ready and /-/metrics endpoints of this application."""
+        return AdminResource(
+            self.storage,
+            self.monitor.metrics,
+            self.settings.prefix,
+            self.reactor,
+            stopping=lambda: self.stopping,
+        )
+
+    def resource(self, admin: bool = True) -> Resource:
+        """The S3 API; with ``admin``, also the admin endpoints under ``/-/``."""
+        return S3Root(
+            self.app.resource(),
+            self.admin_resource() if admin else None,
+            self.settings.prefix,
+        )
 
     @app.route("/s3", methods=None, branch=False)
     def s3(self, request: S3Request) -> Deferred[None]:
@@ -253,15 +318,23 @@ class S3Application:
             return ChunkVerifier(ctx.auth)
         return None
 
-    def _dispatch(self, ctx: S3Context) -> Handler:
+    def _route(self, ctx: S3Context) -> tuple[str, str, Handler | None]:
+        """(level, sub-resource, handler); names the operation before the signature
+        is checked, so that the access log says what a refused request asked for."""
         level = "service" if ctx.bucket is None else "bucket" if ctx.key is None else "object"
         subresource = next((q for q in SUB_RESOURCES if q in ctx.query), "")
         found = OPERATIONS.get((level, ctx.method, subresource))
         if found is None:
+            return level, subresource, None
+        ctx.operation, handler = found
+        return level, subresource, handler
+
+    def _dispatch(self, ctx: S3Context, route: tuple[str, str, Handler | None]) -> Handler:
+        level, subresource, handler = route
+        if handler is None:
             if subresource or ctx.method not in KNOWN_METHODS:
                 raise NotImplementedError_()
             raise MethodNotAllowed(Method=ctx.method, ResourceType=level.upper())
-        ctx.operation, handler = found
         if ctx.bucket is not None and ctx.operation != "CreateBucket":
             # Never hand a name no bucket can have to a backend.
             if not is_valid_bucket_name(ctx.bucket):
@@ -270,6 +343,7 @@ class S3Application:
 
     async def _serve(self, request: S3Request) -> None:
         request_id = new_request_id()
+        record = self.monitor.begin(request, request_id)
         request.setHeader("x-amz-request-id", request_id)
         request.setHeader("x-amz-id-2", self._host_id)
         request.setHeader("Server", "s3proxy")
@@ -277,9 +351,11 @@ class S3Application:
         resource = "/"
         try:
             ctx = self._context(request, request_id)
+            record.context = ctx
             resource = ctx.resource
+            route = self._route(ctx)
             self._identify(ctx)
-            handler = self._dispatch(ctx)
+            handler = self._dispatch(ctx, route)
             checks, error = safe_checks(ctx.headers)
             if error is not None:
                 raise error
@@ -301,7 +377,8 @@ class S3Application:
             response = error_response(InternalError(), resource, request_id)
         if response.pending is not None:
             response = await self._await_pending(request, response, resource, request_id)
-        await self._send(request, response)
+        record.error_code = response.error_code
+        await self._send(request, response, record)
 
     async def _await_pending(
         self, request: S3Request, response: S3Response, resource: str, request_id: str
@@ -337,14 +414,15 @@ class S3Application:
             await ended
         finally:
             keepalive.stop()
-        body = self._pending_result(outcome[0], resource, request_id).body
+        result = self._pending_result(outcome[0], resource, request_id)
+        body = result.body
         if not request._disconnected:
             # After the spaces, an XML declaration would no longer be at the start.
             if body.startswith(b"<?xml"):
                 body = body.split(b"?>", 1)[1].lstrip()
             request.write(body)
             request.finish()
-        return S3Response(status=0)
+        return S3Response(status=0, error_code=result.error_code)
 
     def _pending_result(self, result: object, resource: str, request_id: str) -> S3Response:
         if isinstance(result, bytes):
@@ -354,7 +432,7 @@ class S3Application:
             return error_response(result.value, resource, request_id)
         return error_response(InternalError(), resource, request_id)
 
-    async def _send(self, request: S3Request, response: S3Response) -> None:
+    async def _send(self, request: S3Request, response: S3Response, record: AccessRecord) -> None:
         if response.status == 0 or request.finished:
             return  # already answered
         if not request.body.complete and request.body.failure is None:
@@ -393,6 +471,7 @@ class S3Application:
         except Exception:
             # The headers are out: a short body must not look complete.
             self.log.failure("reading {uri} failed mid-response", uri=request.uri[:200])
+            record.failed_midway = True
             transport: Any = request.channel and request.channel.transport
             if transport is not None:
                 transport.abortConnection()
@@ -428,11 +507,17 @@ class S3Root(Resource):
 
     isLeaf = True
 
-    def __init__(self, klein_resource: Resource) -> None:
+    def __init__(
+        self, klein_resource: Resource, admin: Resource | None = None, prefix: str = ""
+    ) -> None:
         super().__init__()
         self._klein = klein_resource
+        self._admin = admin
+        self._prefix = prefix
 
     def render(self, request: server.Request) -> Any:
+        if self._admin is not None and admin_name(request.path, self._prefix) is not None:
+            return self._admin.render(request)
         request.prepath = []
         request.postpath = [b"s3"]
         return self._klein.render(request)

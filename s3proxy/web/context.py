@@ -61,6 +61,8 @@ class S3Response:
     length: int = 0
     # A long operation (CompleteMultipartUpload) whose XML body arrives later.
     pending: Coroutine[Any, Any, bytes] | None = None
+    # The S3 error code of an <Error> response (the access log's error_code).
+    error_code: str | None = None
 
 
 def xml_response(body: bytes, status: int = 200) -> S3Response:

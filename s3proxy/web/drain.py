@@ -9,6 +9,7 @@ upload's parts already stored stay and can be continued after the restart.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -78,13 +79,21 @@ class DrainService(Service):
 
     log = Logger()
 
-    def __init__(self, connections: Connections, reactor: IReactorTime, grace: float) -> None:
+    def __init__(
+        self,
+        connections: Connections,
+        reactor: IReactorTime,
+        grace: float,
+        on_stop: Callable[[], None] = lambda: None,
+    ) -> None:
         self.connections = connections
         self.reactor = reactor
         self.grace = grace
+        self.on_stop = on_stop
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self.on_stop()
         connections = self.connections
         connections.draining = True
         in_flight = len(connections.requests)

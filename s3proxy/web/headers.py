@@ -162,4 +162,6 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
     ]
     out += sorted(info.attributes.headers.items())
     out += [(f"x-amz-meta-{k}", v) for k, v in sorted(info.attributes.metadata.items())]
+    if info.attributes.tags:
+        out.append(("x-amz-tagging-count", str(len(info.attributes.tags))))
     return out

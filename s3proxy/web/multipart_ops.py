@@ -11,9 +11,16 @@ from s3proxy.storage.multipart import MAX_PART_NUMBER, check_upload_id
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.bucket_ops import owner_element, query_int
+from s3proxy.web.conditional import check_write_conditions
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import check_preconditions, content_md5, parse_range
-from s3proxy.web.object_ops import copy_source, expected_size, part_number, receive_body
+from s3proxy.web.object_ops import (
+    copy_source,
+    expected_size,
+    part_number,
+    receive_body,
+    with_requested_tags,
+)
 
 MAX_LISTED_PARTS = 1000
 MAX_LISTED_UPLOADS = 1000
@@ -28,7 +35,7 @@ def _upload_id(ctx: S3Context) -> str:
 async def create_multipart_upload(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    attributes = new_object_attributes(ctx)
+    attributes = with_requested_tags(ctx, new_object_attributes(ctx))
     await ctx.request.body.drain()
     upload: UploadInfo = await ctx.storage.create_multipart_upload(bucket, key, attributes)
     return xml_response(
@@ -153,6 +160,7 @@ async def complete_multipart_upload(ctx: S3Context) -> S3Response:
     parts = _requested_parts(await ctx.request.body.read_all(ctx.settings.max_xml_bytes))
 
     async def complete() -> bytes:
+        await check_write_conditions(ctx, if_match=False)
         info: ObjectInfo = await ctx.storage.complete_multipart_upload(
             bucket, key, upload_id, parts, ctx.settings.min_part_size
         )

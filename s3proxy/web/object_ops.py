@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from urllib.parse import unquote
 
@@ -14,11 +15,12 @@ from s3proxy.errors import (
     InvalidRequest,
 )
 from s3proxy.interfaces import IObjectReader, IObjectWriter
-from s3proxy.model import ByteRange, ObjectInfo
+from s3proxy.model import ByteRange, ObjectAttributes, ObjectInfo
 from s3proxy.names import check_key
 from s3proxy.storage.multipart import MAX_PART_NUMBER
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
+from s3proxy.web.conditional import check_write_conditions
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import (
     check_preconditions,
@@ -27,6 +29,7 @@ from s3proxy.web.headers import (
     parse_range,
 )
 from s3proxy.web.request import is_aws_chunked
+from s3proxy.web.tagging import tags_from_header
 
 # ``response-*`` query parameters override these response headers on GET/HEAD.
 RESPONSE_OVERRIDES = {
@@ -65,13 +68,20 @@ async def put_object(ctx: S3Context) -> S3Response:
         return await copy_object(ctx)
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
-    attributes = new_object_attributes(ctx)
+    attributes = with_requested_tags(ctx, new_object_attributes(ctx))
+    await check_write_conditions(ctx)
     md5 = content_md5(ctx.headers)
     info, checksums = await receive_body(
         ctx,
         lambda: ctx.storage.open_writer(bucket, key, attributes, md5, expected_size(ctx)),
     )
     return S3Response(headers=[("ETag", info.quoted_etag), *checksums.items()])
+
+
+def with_requested_tags(ctx: S3Context, attributes: ObjectAttributes) -> ObjectAttributes:
+    """``attributes`` with the tags of ``x-amz-tagging``, if the request has it."""
+    tags = tags_from_header(ctx.headers.get("x-amz-tagging"))
+    return attributes if tags is None else dataclasses.replace(attributes, tags=tags)
 
 
 async def receive_body(
@@ -127,6 +137,13 @@ async def copy_object(ctx: S3Context) -> S3Response:
             ArgumentName="x-amz-metadata-directive",
             ArgumentValue=directive,
         )
+    tagging = (ctx.headers.get("x-amz-tagging-directive") or "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise InvalidArgument(
+            "Unknown tagging directive.",
+            ArgumentName="x-amz-tagging-directive",
+            ArgumentValue=tagging,
+        )
     if (src_bucket, src_key) == (bucket, key) and directive == "COPY":
         raise InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
@@ -139,6 +156,12 @@ async def copy_object(ctx: S3Context) -> S3Response:
     check_preconditions(ctx.headers, source, prefix="x-amz-copy-source-")
     # A copy never takes the source's ACL: it gets the one this request asks for.
     attributes = new_object_attributes(ctx, None if directive == "REPLACE" else source.attributes)
+    # Tags follow their own directive: the source's, or those of x-amz-tagging.
+    if tagging == "REPLACE":
+        tags = tags_from_header(ctx.headers.get("x-amz-tagging")) or {}
+    else:
+        tags = source.attributes.tags
+    attributes = dataclasses.replace(attributes, tags=tags)
     info: ObjectInfo = await ctx.storage.copy_object(src_bucket, src_key, bucket, key, attributes)
     return xml_response(
         xml.document(
@@ -230,5 +253,7 @@ async def get_object(ctx: S3Context) -> S3Response:
 async def delete_object(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
+    if ctx.headers.get("if-match") is not None:
+        await check_write_conditions(ctx)
     await ctx.storage.delete_object(bucket, key)
     return S3Response(status=204)

@@ -10,6 +10,7 @@ still arriving. Bodiless requests take Twisted's normal path.
 from __future__ import annotations
 
 import io
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -62,9 +63,13 @@ class S3Request(server.Request):
     _early_call: IDelayedCall | None = None
     _processing_early = False
     _body_ended = False  # the channel has read this request's last byte
+    bytes_in = 0  # body bytes as they came off the wire (the access log's "in")
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
         _remember_host(channel)
+        # The channel makes a request when its first line arrives: the access log's
+        # duration starts here, so it includes reading the headers and the body.
+        self.started = monotonic()
         super().__init__(channel, *args, **kwargs)
         self.responseHeaders = S3ResponseHeaders()
 
@@ -84,6 +89,7 @@ class S3Request(server.Request):
             self._early_call = reactor.callLater(0, self._process_early)
 
     def handleContentChunk(self, data: bytes) -> None:
+        self.bytes_in += len(data)
         self.body.feed(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:

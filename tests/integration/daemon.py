@@ -103,14 +103,19 @@ class Daemon:
         raise RuntimeError("s3proxy did not start listening in time")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        # Close the stderr pipe now, not when the garbage collector finds it (a
+        # ResourceWarning then, in whichever test happens to be running).
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
     def log_text(self) -> str:
         try:

@@ -159,3 +159,39 @@ def test_large_object_miss_and_hit_keep_rss_small(
     assert sampler.samples > 5
     assert peak_kb < RSS_LIMIT_KB, f"RSS peaked at {peak_kb} kB"
     assert read_status(daemon.pid)["VmHWM"] < RSS_LIMIT_KB
+
+
+def cache_metrics(daemon: Daemon) -> dict[str, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    conn.request("GET", "/-/metrics")
+    response = conn.getresponse()
+    assert response.status == 200
+    values = {}
+    for line in response.read().decode().splitlines():
+        if line.startswith("s3proxy_cache_"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def test_cache_counters_are_prometheus_metrics(
+    make_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon, cache = start(make_daemon, tmp_path, "--cache-size", "64M")
+    s3 = boto3_client(daemon.endpoint)
+    s3.create_bucket(Bucket="bkt")
+    data = random.Random(4).randbytes(2 * MiB)
+    s3.put_object(Bucket="bkt", Key="k", Body=data)
+    before = cache_metrics(daemon)
+    assert before["s3proxy_cache_misses_total"] == 0
+    assert before["s3proxy_cache_max_bytes"] == 64 * MiB
+    assert s3.get_object(Bucket="bkt", Key="k")["Body"].read() == data
+    wait_for_blocks(cache, len(data))
+    assert s3.get_object(Bucket="bkt", Key="k")["Body"].read() == data
+    after = cache_metrics(daemon)
+    # Counted in blocks (1 MiB): two read from the backend, then two from the cache.
+    assert after["s3proxy_cache_misses_total"] == 2
+    assert after["s3proxy_cache_hits_total"] == 2
+    assert after["s3proxy_cache_fills_total"] == 2
+    assert after["s3proxy_cache_bytes"] == len(data)
+    assert after["s3proxy_cache_bytes_from_cache_total"] == len(data)

@@ -5,6 +5,8 @@ upstream is a 503 ServiceUnavailable; the upstream's keys never reach the log.""
 from __future__ import annotations
 
 import hashlib
+import http.client
+import os
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +18,8 @@ import requests
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import boto3_client
-from tests.integration.daemon import Daemon, free_port
+from tests.integration.daemon import Daemon, free_port, read_status
+from tests.integration.test_streaming import RSS_LIMIT_KB, RssSampler
 from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
 
 MiB = 1024 * 1024
@@ -234,3 +237,43 @@ def test_read_cache_in_front_of_the_upstream(
     s3.put_object(Bucket=bucket, Key="k", Body=second)
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == second
     assert any((tmp_path / "cache").rglob("*"))
+
+
+def test_one_gib_through_the_gateway_keeps_rss_small(gateway: Daemon) -> None:
+    """A 1 GiB object streams client -> gateway -> upstream and back without the
+    gateway holding it: its RSS stays under 100 MB both ways."""
+    gib = 1024 * MiB
+    requests.put(f"{gateway.endpoint}/big", timeout=30).raise_for_status()
+    block = os.urandom(MiB)
+    sampler = RssSampler(gateway.pid)
+    sampler.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=300)
+        conn.putrequest("PUT", "/big/one-gib", skip_accept_encoding=True)
+        conn.putheader("Content-Length", str(gib))
+        conn.endheaders()
+        sent = hashlib.md5()
+        for _ in range(gib // MiB):
+            conn.send(block)
+            sent.update(block)
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        response.read()
+        assert response.getheader("ETag") == f'"{sent.hexdigest()}"'
+
+        conn.request("GET", "/big/one-gib")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Length") == str(gib)
+        received, size = hashlib.md5(), 0
+        while piece := response.read(MiB):
+            received.update(piece)
+            size += len(piece)
+        conn.close()
+    finally:
+        peak_kb = sampler.stop()
+    assert size == gib and received.hexdigest() == sent.hexdigest()
+    assert sampler.samples > 10
+    assert peak_kb < RSS_LIMIT_KB, f"gateway RSS peaked at {peak_kb / 1000:.1f} MB"
+    assert read_status(gateway.pid)["VmHWM"] < RSS_LIMIT_KB
+    requests.delete(f"{gateway.endpoint}/big/one-gib", timeout=30).raise_for_status()

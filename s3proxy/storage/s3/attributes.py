@@ -19,8 +19,9 @@ from s3proxy.storage.s3.upstream_xml import http_time, unquote_etag
 
 META = "x-amz-meta-"
 ACL_META = "s3proxy-acl"
+TAGS_META = "s3proxy-tags"
 # Metadata names this backend keeps for itself; hidden from clients.
-RESERVED_META = frozenset({ACL_META})
+RESERVED_META = frozenset({ACL_META, TAGS_META})
 _PLAIN = re.compile(r"^[ -~]*$")
 _ENCODED = re.compile(r"^=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=$", re.IGNORECASE)
 
@@ -53,6 +54,9 @@ def attribute_headers(attributes: ObjectAttributes) -> dict[str, str]:
         headers[META + name.lower()] = encode_value(value)
     if attributes.acl is not None:
         headers[META + ACL_META] = json.dumps(attributes.acl.to_json(), separators=(",", ":"))
+    if attributes.tags:
+        # JSON of an ordered list of pairs, ASCII-escaped, so any tag survives HTTP.
+        headers[META + TAGS_META] = json.dumps(list(attributes.tags.items()), separators=(",", ":"))
     return headers
 
 
@@ -70,6 +74,7 @@ def attributes_of(response: IResponse) -> ObjectAttributes:
             headers[name] = decode_value(value)
     metadata: dict[str, str] = {}
     acl: AccessControl | None = None
+    tags: dict[str, str] = {}
     for raw_name, values in response.headers.getAllRawHeaders():
         name = raw_name.decode("latin-1").lower()
         if not name.startswith(META):
@@ -77,6 +82,8 @@ def attributes_of(response: IResponse) -> ObjectAttributes:
         meta_name, value = name[len(META) :], values[0].decode("latin-1")
         if meta_name == ACL_META:
             acl = AccessControl.from_json(json.loads(value))
+        elif meta_name == TAGS_META:
+            tags = {str(k): str(v) for k, v in json.loads(value)}
         elif meta_name not in RESERVED_META:
             metadata[meta_name] = decode_value(value)
     return ObjectAttributes(
@@ -84,6 +91,7 @@ def attributes_of(response: IResponse) -> ObjectAttributes:
         headers=headers,
         metadata=metadata,
         acl=acl,
+        tags=tags,
     )
 
 

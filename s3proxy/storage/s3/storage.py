@@ -3,6 +3,7 @@ Multipart uploads are in ``uploads.py``; state S3 has no place for, in ``state.p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -33,6 +34,7 @@ from s3proxy.model import (
     UploadsPage,
 )
 from s3proxy.names import is_valid_bucket_name
+from s3proxy.storage.bucketcache import BucketInfoCache
 from s3proxy.storage.s3 import upstream_xml
 from s3proxy.storage.s3.attributes import (
     attribute_headers,
@@ -62,6 +64,8 @@ class S3Storage:
         self.prefix = bucket_prefix
         self.state = StateStore(client, bucket_prefix + STATE_BUCKET)
         self.uploads = Uploads(self)
+        # Every request's authorization reads its bucket (two upstream requests).
+        self._bucket_infos = BucketInfoCache()
 
     # -- names -----------------------------------------------------------------------
 
@@ -132,16 +136,53 @@ class S3Storage:
             if acl is not None:
                 await self.state.put(f"buckets/{bucket}", {"acl": acl.to_json()})
 
-        return to_deferred(create_bucket())
+        return self._changing_bucket(bucket, to_deferred(create_bucket()))
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         async def put_bucket_acl() -> None:
             await self.require_bucket(bucket)
-            await self.state.put(f"buckets/{bucket}", {"acl": acl.to_json()})
+            record = await self.state.get(f"buckets/{bucket}") or {}
+            await self.state.put(f"buckets/{bucket}", {**record, "acl": acl.to_json()})
 
-        return to_deferred(put_bucket_acl())
+        return self._changing_bucket(bucket, to_deferred(put_bucket_acl()))
+
+    def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
+        async def get_bucket_config() -> str | None:
+            await self.require_bucket(bucket)
+            record = await self.state.get(f"buckets/{bucket}") or {}
+            value = (record.get("config") or {}).get(name)
+            return str(value) if value is not None else None
+
+        return to_deferred(get_bucket_config())
+
+    def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
+        async def put_bucket_config() -> None:
+            # Read, change, write the one state object: the last of two racing
+            # changes of one bucket's documents wins (as the filesystem's record).
+            await self.require_bucket(bucket)
+            record = await self.state.get(f"buckets/{bucket}") or {}
+            config = dict(record.get("config") or {})
+            if value is None:
+                config.pop(name, None)
+            else:
+                config[name] = value
+            await self.state.put(f"buckets/{bucket}", {**record, "config": config})
+
+        return self._changing_bucket(bucket, to_deferred(put_bucket_config()))
+
+    def _changing_bucket(self, bucket: str, change: Deferred[None]) -> Deferred[None]:
+        self._bucket_infos.changed(bucket)
+
+        def done(result: object) -> object:
+            self._bucket_infos.changed(bucket)
+            return result
+
+        return change.addBoth(done)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
+        return self._bucket_infos.head(bucket, self._head_bucket)
+
+    def _head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         async def head_bucket() -> BucketInfo:
             self.upstream_name(bucket)
             for b in await self.upstream_buckets():
@@ -164,7 +205,7 @@ class S3Storage:
             for key in await self.state.keys(f"parts/{bucket}/"):
                 await self.state.delete(key)
 
-        return to_deferred(delete_bucket())
+        return self._changing_bucket(bucket, to_deferred(delete_bucket()))
 
     def list_objects(
         self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int
@@ -297,6 +338,14 @@ class S3Storage:
             await self._copy(bucket, key, bucket, key, replace(info.attributes, acl=acl))
 
         return to_deferred(put_object_acl())
+
+    def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
+        # Tags ride in our metadata (see attributes.py), so a copy onto itself stores them.
+        async def put_object_tagging() -> None:
+            info = await self._head(bucket, key)
+            await self._copy(bucket, key, bucket, key, replace(info.attributes, tags=dict(tags)))
+
+        return to_deferred(put_object_tagging())
 
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         async def delete_object() -> None:

@@ -1,0 +1,1 @@
+"""Operations: the access log, Prometheus metrics and the admin endpoints."""

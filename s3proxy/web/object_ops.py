@@ -28,6 +28,7 @@ from s3proxy.web.headers import (
     object_headers,
     parse_range,
 )
+from s3proxy.web.request import is_aws_chunked
 from s3proxy.web.tagging import tags_from_header
 
 # ``response-*`` query parameters override these response headers on GET/HEAD.
@@ -42,9 +43,16 @@ RESPONSE_OVERRIDES = {
 
 
 def expected_size(ctx: S3Context) -> int | None:
+    """The body's size once decoded, when the request says it: the decoded length of
+    an aws-chunked body, else Content-Length (None for a chunked body). A backend that
+    streams the body on needs it: S3 stores (AWS, Ceph RGW) refuse a PUT without a
+    length (411 MissingContentLength)."""
     decoded = ctx.headers.get("x-amz-decoded-content-length")
     if decoded is None:
-        return None
+        if is_aws_chunked(ctx.request):
+            return None
+        length = ctx.headers.get("content-length")
+        return int(length) if length is not None and length.isdigit() else None
     if not decoded.isdigit():
         raise InvalidArgument(
             "x-amz-decoded-content-length must be a number",

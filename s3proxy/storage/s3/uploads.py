@@ -231,6 +231,10 @@ class Uploads:
         if upstream_xml.is_error_document(answer):  # S3 may fail after its 200
             raise map_error(400, answer)
         etag = upstream_xml.complete_result(answer)
+        if not etag:
+            # Ceph RGW 16.2 answers with an empty <ETag>; its HEAD has the "<md5>-N".
+            response, _ = await self.client.fetch("HEAD", upload.upstream_bucket, key)
+            etag = etag_of(response)
         sizes = [p.size for p in chosen]
         await self.state.delete(self._record_key(bucket, upload_id))
         await self.storage.remember_parts(bucket, key, etag, sizes)

@@ -1,0 +1,66 @@
+"""Daemons the scale-out fixtures start: children that die with the test run, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until something accepts on 127.0.0.1:port; fail early if the daemon exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def start(args: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a foreground daemon whose output goes to ``log``.
+
+    ``setpriv --pdeathsig KILL`` (util-linux, always on Debian) execs the daemon with a
+    parent-death signal, so a test run that is itself killed leaves no Ceph or haproxy
+    behind; the PID we hold is the daemon's own.
+    """
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            prefix + args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM by PID, SIGKILL after ``grace`` seconds; reaps the child either way."""
+    if process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+
+
+def tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except FileNotFoundError:
+        return ""

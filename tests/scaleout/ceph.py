@@ -100,6 +100,9 @@ rgw data = {root}/rgw
 rgw gc obj min wait = 30
 rgw gc processor period = 30
 rgw gc processor max time = 30
+# The contract suite's multipart tests use 1,000-byte parts (as moto's is told with
+# S3_UPLOAD_PART_MIN_SIZE); RGW's own minimum is 5 MiB, like AWS's.
+rgw multipart min part size = 1000
 """
 
 

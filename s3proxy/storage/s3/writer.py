@@ -23,6 +23,11 @@ from s3proxy.model import ObjectInfo
 
 # Bytes held while the upstream connection is not ready yet, before the client is paused.
 HIGH_WATER = 1024 * 1024
+# A body of unknown length (Transfer-Encoding: chunked from the client) is held up to
+# this size before anything is sent: one that ends by then goes upstream with its
+# Content-Length, which AWS and Ceph RGW require (they answer a chunked PUT with 411);
+# a longer one is streamed chunked, which MinIO and moto take.
+SPOOL_LIMIT = 8 * 1024 * 1024
 
 
 class WriterAborted(Exception):
@@ -85,7 +90,14 @@ class UpstreamWriter:
         self._finishing = False
         self._closed = False
         self._failure: Failure | None = None
-        self._response: Deferred[IResponse] = ensureDeferred(send(_Body(self, expected_size)))
+        self._send = send
+        self._response: Deferred[IResponse] | None = None
+        if expected_size is not None:
+            self._start(expected_size)
+
+    def _start(self, length: int | None) -> None:
+        """Send the upstream request, ``length`` bytes long (None: chunked)."""
+        self._response = ensureDeferred(self._send(_Body(self, length)))
         # A request that fails while nobody waits is reported by finish(), or dropped.
         self._response.addErrback(self._keep_failure)
 
@@ -125,11 +137,15 @@ class UpstreamWriter:
         else:
             self._pending.append(data)
             self._pending_size += len(data)
+            if self._response is None and self._pending_size > SPOOL_LIMIT:
+                self._start(None)  # longer than we hold: stream it chunked
         self._steer()
 
     def _steer(self) -> None:
         """Pause the client while the upstream lags; resume it once it caught up."""
-        behind = self._upstream_paused or self._pending_size > HIGH_WATER
+        behind = self._upstream_paused or self._pending_size > (
+            HIGH_WATER if self._response is not None else SPOOL_LIMIT
+        )
         producer = self._producer
         if producer is None or behind == self._producer_paused:
             return
@@ -183,6 +199,9 @@ class UpstreamWriter:
             self._cut_off()
             raise BadDigest()
         self._finishing = True
+        if self._response is None:
+            self._start(self._size)  # all of it was held: now its length is known
+        assert self._response is not None
         if self._body_done is not None and not self._body_done.called:
             self._body_done.callback(None)
         # The whole body is out: an upstream that never answers is given up on.
@@ -205,6 +224,8 @@ class UpstreamWriter:
         self._closed = True
         self._pending = []
         self._pending_size = 0
+        if self._response is None:
+            return  # nothing was sent
         if self._body_done is not None and not self._body_done.called:
             self._body_done.errback(WriterAborted())
         elif self._body_done is None:

@@ -157,6 +157,25 @@ def unique(stem: str = "auth") -> str:
     return f"{stem}-{uuid.uuid4().hex[:16]}"
 
 
+def signed_daemon(workdir: Path) -> Daemon:
+    """A filesystem daemon in ``workdir`` that requires the signatures of USERS."""
+    users = workdir / "users.toml"
+    users.write_text(credentials_toml(USERS))
+    return Daemon(
+        backend=f"file:{workdir / 'data'}",
+        workdir=workdir,
+        extra_args=["--no-fsync", "--credentials", str(users)],
+    ).start()
+
+
+def scratch_bucket(s3: Any, prefix: str) -> Iterator[str]:
+    """A new bucket for one test, emptied and removed after it."""
+    name = f"{prefix}-{uuid.uuid4().hex[:16]}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    empty_and_delete(s3, name)
+
+
 def empty_and_delete(s3: Any, bucket: str) -> None:
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):

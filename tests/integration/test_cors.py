@@ -4,9 +4,7 @@ them (see test_browser_cors.py for a real browser)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,13 @@ import requests
 from botocore.exceptions import ClientError
 
 from tests.integration.daemon import Daemon
-from tests.integration.test_auth import ALICE, USERS, client, credentials_toml, empty_and_delete
+from tests.integration.test_auth import (
+    ALICE,
+    USERS,
+    client,
+    scratch_bucket,
+    signed_daemon,
+)
 
 PAGE_ORIGIN = "http://127.0.0.1:8123"
 RULES = {
@@ -34,14 +38,7 @@ RULES = {
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    workdir: Path = tmp_path_factory.mktemp("cors-daemon")
-    users = workdir / "users.toml"
-    users.write_text(credentials_toml(USERS))
-    started = Daemon(
-        backend=f"file:{workdir / 'data'}",
-        workdir=workdir,
-        extra_args=["--no-fsync", "--credentials", str(users)],
-    ).start()
+    started = signed_daemon(tmp_path_factory.mktemp("cors-daemon"))
     yield started
     started.stop()
 
@@ -53,10 +50,7 @@ def alice(daemon: Daemon) -> Any:
 
 @pytest.fixture
 def bucket(alice: Any) -> Iterator[str]:
-    name = f"cors-{uuid.uuid4().hex[:16]}"
-    alice.create_bucket(Bucket=name)
-    yield name
-    empty_and_delete(alice, name)
+    yield from scratch_bucket(alice, "cors")
 
 
 def error_code(e: ClientError) -> tuple[int, str]:

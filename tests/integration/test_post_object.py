@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import subprocess
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +23,9 @@ from tests.integration.daemon import Daemon, read_status
 from tests.integration.test_auth import (
     ALICE,
     BOB,
-    USERS,
     client,
-    credentials_toml,
-    empty_and_delete,
+    scratch_bucket,
+    signed_daemon,
 )
 from tests.integration.test_streaming import RssSampler
 
@@ -36,14 +34,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    workdir: Path = tmp_path_factory.mktemp("post-daemon")
-    users = workdir / "users.toml"
-    users.write_text(credentials_toml(USERS))
-    started = Daemon(
-        backend=f"file:{workdir / 'data'}",
-        workdir=workdir,
-        extra_args=["--no-fsync", "--credentials", str(users)],
-    ).start()
+    started = signed_daemon(tmp_path_factory.mktemp("post-daemon"))
     yield started
     started.stop()
 
@@ -55,10 +46,7 @@ def alice(daemon: Daemon) -> Any:
 
 @pytest.fixture
 def bucket(alice: Any) -> Iterator[str]:
-    name = f"post-{uuid.uuid4().hex[:16]}"
-    alice.create_bucket(Bucket=name)
-    yield name
-    empty_and_delete(alice, name)
+    yield from scratch_bucket(alice, "post")
 
 
 def post(url: str, fields: dict[str, str], data: bytes, filename: str = "f.bin") -> Any:

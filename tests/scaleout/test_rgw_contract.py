@@ -34,9 +34,11 @@ RGW_DEVIATIONS = {
     "test_create_only_creates_then_refuses": "RGW 16.2 ignores If-None-Match on PUT",
     "test_racing_creators_exactly_one_wins": "RGW 16.2 ignores If-None-Match on PUT",
     "test_complete_create_only_keeps_the_upload_on_412": "RGW 16.2 ignores If-None-Match",
-    "test_complete_assembles_the_requested_parts": "RGW answers InvalidPart (parts 1,2,5,9)",
-    "test_failed_completion_leaves_the_upload_intact": "RGW answers InvalidPart on the retry",
-    "test_entity_too_small_names_the_part": "RGW answers InvalidPart, not EntityTooSmall",
+    # RGW refuses a completion that leaves out an uploaded part (InvalidPart), which
+    # AWS allows; seen with boto3 straight to RGW, 6 MiB parts too.
+    "test_complete_assembles_the_requested_parts": "RGW: a part left out is InvalidPart",
+    "test_failed_completion_leaves_the_upload_intact": "RGW: a part left out is InvalidPart",
+    "test_entity_too_small_names_the_part": "RGW: a part left out is InvalidPart",
     "test_writer_backpressure": "over 8 MiB of unknown length goes chunked: RGW says 411",
     "test_writer_backpressure_with_reentrant_writes": "chunked over 8 MiB: RGW says 411",
     "test_listing_matches_model": "RGW rolls up multi-character delimiters differently",

@@ -117,19 +117,19 @@ class BlockSource:
         path = self.entry.block_path(block)
         try:
             data = await self.disk.run(files.read_block, path, record.length, record.crc32)
-        except Exception as e:
-            if isinstance(e, files.CorruptBlock):
-                self.index.counters["corrupt"] += 1
-            else:
-                self.disk.failed(Failure(), "reading a block")
-                self._bypass = True  # the disk is failing: the rest from the backend
-            if self.entry.blocks.get(block) is record:
-                self.index.discard_block(self.entry, block)
-                self.disk.delete([path])
-            return None
-        self.index.touch(self.entry, block)
-        self.index.counters["hits"] += 1
-        return data
+        except files.CorruptBlock:
+            self.index.counters["corrupt"] += 1
+        except Exception:
+            self.disk.failed(Failure(), "reading a block")
+            self._bypass = True  # the disk is failing: the rest from the backend
+        else:
+            self.index.touch(self.entry, block)
+            self.index.counters["hits"] += 1
+            return data
+        if self.entry.blocks.get(block) is record:
+            self.index.discard_block(self.entry, block)
+            self.disk.delete([path])
+        return None
 
     async def _open_stream(self, block: int) -> None:
         """A backend stream over the run of blocks from ``block`` that the cache

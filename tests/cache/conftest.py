@@ -15,7 +15,7 @@ from s3proxy.cache import CachingStorage
 from s3proxy.interfaces import IObjectReader
 from s3proxy.model import ByteRange, ObjectInfo
 from s3proxy.storage.memory import MemoryStorage
-from tests.contract.test_storage_contract import the_reactor, until
+from tests.contract.test_storage_contract import make_bucket, payload, put, the_reactor, until
 
 BLOCK = 1024
 
@@ -83,9 +83,13 @@ def clock() -> SteppedClock:
 def make_cache(
     backend: CountingStorage, cache_dir: Path, pool: ThreadPool, clock: SteppedClock
 ) -> Callable[..., CachingStorage]:
-    def make(max_bytes: int = 1024 * 1024, ttl: float = 0.0) -> CachingStorage:
+    def make(
+        max_bytes: int = 1024 * 1024, ttl: float = 0.0, over: CountingStorage | None = None
+    ) -> CachingStorage:
+        """A cache over the ``backend`` fixture, or over ``over`` if given."""
+        storage = backend if over is None else over
         return CachingStorage(
-            backend, str(cache_dir), max_bytes, clock, pool, ttl=ttl, block_size=BLOCK
+            storage, str(cache_dir), max_bytes, clock, pool, ttl=ttl, block_size=BLOCK
         )
 
     return make
@@ -94,6 +98,16 @@ def make_cache(
 @pytest.fixture
 def cache(make_cache: Callable[..., CachingStorage]) -> CachingStorage:
     return make_cache()
+
+
+async def uploaded(cache: CachingStorage, size: int, seed: int, key: str = "k") -> bytes:
+    """An object written through the cache (its bucket made first if need be), not
+    read yet: nothing of it is cached."""
+    if not await cache.list_buckets():
+        await make_bucket(cache)
+    data = payload(size, seed=seed)
+    await put(cache, key, data)
+    return data
 
 
 async def settle(cache: CachingStorage) -> None:

@@ -21,8 +21,9 @@ from tests.cache.conftest import (
     block_files,
     settle,
     temp_files,
+    uploaded,
 )
-from tests.contract.test_storage_contract import get, make_bucket, payload, put
+from tests.contract.test_storage_contract import get
 
 SIZE = 4 * BLOCK + 10
 
@@ -35,10 +36,7 @@ def fail_with(code: int) -> Callable[..., Any]:
 
 
 async def stored(cache: CachingStorage) -> bytes:
-    await make_bucket(cache)
-    data = payload(SIZE, seed=11)
-    await put(cache, "k", data)
-    return data
+    return await uploaded(cache, SIZE, seed=11)
 
 
 @pytest.mark.parametrize("step", ["write_chunk", "open_temp", "publish"])

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import pytest_twisted  # type: ignore[import-untyped]
 from twisted.internet.defer import Deferred
-from twisted.python.threadpool import ThreadPool
 from zope.interface.verify import verifyObject
 
 from s3proxy.acl import AccessControl
@@ -23,6 +22,7 @@ from tests.cache.conftest import (
     block_files,
     settle,
     temp_files,
+    uploaded,
 )
 from tests.contract.test_storage_contract import (
     BUCKET,
@@ -40,10 +40,7 @@ SIZE = 5 * BLOCK + 300  # six blocks, the last one short
 
 async def cached_object(cache: CachingStorage, key: str = "k", size: int = SIZE) -> bytes:
     """An object written through the cache and read once, so its blocks are cached."""
-    if not await cache.list_buckets():
-        await make_bucket(cache)
-    data = payload(size, seed=len(key) + size)
-    await put(cache, key, data)
+    data = await uploaded(cache, size, seed=len(key) + size, key=key)
     assert await get(cache, key) == data
     await settle(cache)
     return data
@@ -254,9 +251,7 @@ RANGES = [(1000, 3100), (0, 0), (SIZE - 1, SIZE - 1), (BLOCK, 2 * BLOCK - 1), (5
 async def test_ranges_across_block_boundaries(
     cache: CachingStorage, backend: CountingStorage
 ) -> None:
-    await make_bucket(cache)
-    data = payload(SIZE, seed=3)
-    await put(cache, "k", data)
+    data = await uploaded(cache, SIZE, seed=3)
     for first, last in RANGES:
         assert await get(cache, "k", ByteRange(first, last)) == data[first : last + 1]
         await settle(cache)
@@ -277,9 +272,7 @@ async def test_ranges_across_block_boundaries(
 async def test_range_of_a_partly_cached_object(
     cache: CachingStorage, backend: CountingStorage
 ) -> None:
-    await make_bucket(cache)
-    data = payload(SIZE, seed=4)
-    await put(cache, "k", data)
+    data = await uploaded(cache, SIZE, seed=4)
     assert await get(cache, "k", ByteRange(0, 10)) == data[:11]
     await settle(cache)
     assert set(cache.index.entries[(BUCKET, "k")].blocks) == {0}
@@ -293,9 +286,7 @@ async def test_range_of_a_partly_cached_object(
 async def test_concurrent_readers_of_a_missing_object(
     cache: CachingStorage, backend: CountingStorage, cache_dir: Path
 ) -> None:
-    await make_bucket(cache)
-    data = payload(300 * BLOCK, seed=5)
-    await put(cache, "k", data)
+    data = await uploaded(cache, 300 * BLOCK, seed=5)
     readers = [await cache.open_reader(BUCKET, "k", None) for _ in range(3)]
     consumers = [Collector(hold=True) for _ in readers]
     done = [r.start(c) for r, c in zip(readers, consumers, strict=True)]
@@ -319,9 +310,7 @@ async def test_concurrent_readers_of_a_missing_object(
 async def test_stopped_reader_leaves_no_partial_block(
     cache: CachingStorage, cache_dir: Path
 ) -> None:
-    await make_bucket(cache)
-    data = payload(600 * BLOCK, seed=6)
-    await put(cache, "k", data)
+    data = await uploaded(cache, 600 * BLOCK, seed=6)
     reader = await cache.open_reader(BUCKET, "k", None)
     consumer = Collector(hold=True)
     done = reader.start(consumer)
@@ -416,15 +405,11 @@ class SlowOpen(CountingStorage):
 
 @pytest_twisted.ensureDeferred
 async def test_write_racing_a_miss_is_not_trusted_by_the_ttl(
-    cache_dir: Path, pool: ThreadPool, clock: SteppedClock
+    make_cache: Callable[..., CachingStorage],
 ) -> None:
     backend = SlowOpen()
-    cache = CachingStorage(
-        backend, str(cache_dir), 1 << 20, clock, pool, ttl=3600, block_size=BLOCK
-    )
-    await make_bucket(cache)
-    old = payload(SIZE, seed=1)
-    await put(cache, "k", old)
+    cache = make_cache(ttl=3600, over=backend)
+    old = await uploaded(cache, SIZE, seed=1)
     gate: Deferred[None] = Deferred()
     backend.gate = gate
     reading = Deferred.fromCoroutine(get(cache, "k"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.integration.conftest import boto3_client
 from tests.integration.daemon import Daemon, read_status
+from tests.integration.test_observability import metric_samples
 from tests.integration.test_streaming import RSS_LIMIT_KB, RssSampler, simple
 
 MiB = 1024 * 1024
@@ -162,16 +163,8 @@ def test_large_object_miss_and_hit_keep_rss_small(
 
 
 def cache_metrics(daemon: Daemon) -> dict[str, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
-    conn.request("GET", "/-/metrics")
-    response = conn.getresponse()
-    assert response.status == 200
-    values = {}
-    for line in response.read().decode().splitlines():
-        if line.startswith("s3proxy_cache_"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+    samples = metric_samples(f"{daemon.endpoint}/-/metrics")
+    return {name: v for (name, _), v in samples.items() if name.startswith("s3proxy_cache_")}
 
 
 def test_cache_counters_are_prometheus_metrics(

@@ -106,7 +106,8 @@ def iso8601(timestamp: float) -> str:
 
 
 def strip_prefix(raw_path: bytes, prefix: str) -> bytes | None:
-    """``raw_path`` without the API prefix (as ``split_target`` strips it), or None."""
+    """``raw_path`` without the API prefix, or None when it is not under it (no prefix:
+    always None). ``split_target`` and ``split_virtual_target`` strip it with this too."""
     encoded = prefix.rstrip("/").encode()
     if encoded and (raw_path == encoded or raw_path.startswith(encoded + b"/")):
         return raw_path[len(encoded) :] or b"/"

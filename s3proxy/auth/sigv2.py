@@ -172,7 +172,7 @@ def _verify(
     moved: Mapping[str, str],
 ) -> None:
     paths = [req.raw_path]
-    stripped = strip_prefix(req.raw_path, prefix) if prefix else None
+    stripped = strip_prefix(req.raw_path, prefix)
     if stripped is not None:
         paths.append(stripped)
     if req.virtual_bucket is not None:

@@ -397,7 +397,7 @@ def _uri_spellings(raw_path: bytes, prefix: str) -> list[bytes]:
     """The path as sent first (what S3 signs), then the same resource spelt with AWS's
     encoding, and both without the API prefix."""
     bases = [raw_path]
-    stripped = strip_prefix(raw_path, prefix) if prefix else None
+    stripped = strip_prefix(raw_path, prefix)
     if stripped is not None:
         bases.append(stripped)
     spellings: list[bytes] = []

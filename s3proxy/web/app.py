@@ -27,7 +27,7 @@ from twisted.web.resource import Resource
 
 from s3proxy.acl import Principal
 from s3proxy.auth.credentials import User
-from s3proxy.auth.request import SignedRequest
+from s3proxy.auth.request import SignedRequest, strip_prefix
 from s3proxy.auth.sigv4 import authenticate
 from s3proxy.auth.streaming import ChunkVerifier
 from s3proxy.config import Settings
@@ -162,10 +162,7 @@ def new_request_id() -> str:
 
 def split_target(raw_path: bytes, prefix: str) -> tuple[str | None, str | None]:
     """(bucket, key) from the raw request path, under ``prefix`` or at the root."""
-    path = raw_path
-    encoded_prefix = prefix.rstrip("/").encode()
-    if encoded_prefix and (path == encoded_prefix or path.startswith(encoded_prefix + b"/")):
-        path = path[len(encoded_prefix) :] or b"/"
+    path = strip_prefix(raw_path, prefix) or raw_path
     if not path.startswith(b"/"):
         raise InvalidURI()
     bucket_part, _, key_part = path[1:].partition(b"/")
@@ -309,16 +306,15 @@ class S3Application:
             ctx.principal = principal_for_open_mode(ctx)
             return
         ctx.enforce = True
-        if ctx.operation == "PreflightRequest":  # browsers never sign a preflight
-            ctx.known_emails = self.known_emails
-            return
         ctx.known_emails = self.known_emails
+        if ctx.operation == "PreflightRequest":  # browsers never sign a preflight
+            return
         signed = SignedRequest(
             method=ctx.method,
             raw_path=ctx.request.path,
             raw_query=ctx.request.uri.partition(b"?")[2],
             headers=ctx.headers,
-            now=self.reactor.seconds(),
+            now=ctx.now,
             virtual_bucket=ctx.virtual_bucket,
         )
         result = authenticate(

@@ -11,18 +11,11 @@ from s3proxy.model import ObjectInfo
 from s3proxy.names import check_key
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object
+from s3proxy.web.checksums import checksum_elements
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import http_date
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
-# Our stored checksum header names -> the element AWS uses for each.
-CHECKSUM_ELEMENTS = {
-    "x-amz-checksum-crc32": "ChecksumCRC32",
-    "x-amz-checksum-crc32c": "ChecksumCRC32C",
-    "x-amz-checksum-crc64nvme": "ChecksumCRC64NVME",
-    "x-amz-checksum-sha1": "ChecksumSHA1",
-    "x-amz-checksum-sha256": "ChecksumSHA256",
-}
 DEFAULT_MAX_PARTS = 1000
 
 
@@ -72,11 +65,7 @@ def _parts(ctx: S3Context, info: ObjectInfo) -> Any:
 
 
 def _checksum(info: ObjectInfo) -> Any:
-    found = [
-        (element, info.attributes.checksums[header])
-        for header, element in CHECKSUM_ELEMENTS.items()
-        if header in info.attributes.checksums
-    ]
+    found = checksum_elements(info.attributes.checksums)
     return xml.element("Checksum", found) if found else None
 
 

@@ -87,6 +87,15 @@ class BodyChecks:
         }
 
 
+def checksum_elements(checksums: dict[str, str]) -> list[tuple[str, str]]:
+    """{"x-amz-checksum-crc32": v} -> [("ChecksumCRC32", v)], as S3's XML names them."""
+    return [
+        (f"Checksum{a.upper()}", checksums[f"x-amz-checksum-{a}"])
+        for a in ALGORITHMS
+        if f"x-amz-checksum-{a}" in checksums
+    ]
+
+
 def safe_checks(headers: Headers) -> tuple[BodyChecks | None, S3Error | None]:
     """Body checks for a request, or the error its checksum headers make."""
     try:

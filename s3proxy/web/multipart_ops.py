@@ -11,6 +11,7 @@ from s3proxy.storage.multipart import MAX_PART_NUMBER, check_upload_id
 from s3proxy.web import xml
 from s3proxy.web.access import authorize_object, new_object_attributes
 from s3proxy.web.bucket_ops import owner_element, query_int
+from s3proxy.web.checksums import checksum_elements
 from s3proxy.web.conditional import check_write_conditions, creating_only
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import check_preconditions, content_md5, parse_range
@@ -228,14 +229,6 @@ async def list_multipart_uploads(ctx: S3Context) -> S3Response:
             [xml.element("CommonPrefixes", ("Prefix", p)) for p in page.common_prefixes],
         )
     )
-
-
-def checksum_elements(checksums: dict[str, str]) -> list[tuple[str, str]]:
-    """{"x-amz-checksum-crc32": v} -> [("ChecksumCRC32", v)], as S3's XML names them."""
-    return [
-        ("Checksum" + name[len("x-amz-checksum-") :].upper(), value)
-        for name, value in sorted(checksums.items())
-    ]
 
 
 def _upload_owner(upload: UploadInfo) -> tuple[str, str] | None:

@@ -129,24 +129,23 @@ def copy_source(ctx: S3Context) -> tuple[str, str]:
     return bucket, key
 
 
+def _copy_directive(ctx: S3Context, what: str) -> str:
+    """COPY (the default) or REPLACE, from ``x-amz-{what}-directive``."""
+    header = f"x-amz-{what}-directive"
+    directive = (ctx.headers.get(header) or "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise InvalidArgument(
+            f"Unknown {what} directive.", ArgumentName=header, ArgumentValue=directive
+        )
+    return directive
+
+
 async def copy_object(ctx: S3Context) -> S3Response:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
     src_bucket, src_key = copy_source(ctx)
-    directive = (ctx.headers.get("x-amz-metadata-directive") or "COPY").upper()
-    if directive not in ("COPY", "REPLACE"):
-        raise InvalidArgument(
-            "Unknown metadata directive.",
-            ArgumentName="x-amz-metadata-directive",
-            ArgumentValue=directive,
-        )
-    tagging = (ctx.headers.get("x-amz-tagging-directive") or "COPY").upper()
-    if tagging not in ("COPY", "REPLACE"):
-        raise InvalidArgument(
-            "Unknown tagging directive.",
-            ArgumentName="x-amz-tagging-directive",
-            ArgumentValue=tagging,
-        )
+    directive = _copy_directive(ctx, "metadata")
+    tagging = _copy_directive(ctx, "tagging")
     if (src_bucket, src_key) == (bucket, key) and directive == "COPY":
         raise InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "

@@ -8,6 +8,7 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.python import usage
 
+from s3proxy.auth.request import strip_prefix
 from s3proxy.errors import InvalidURI
 from s3proxy.names import is_valid_bucket_name
 
@@ -48,10 +49,7 @@ def host_bucket(host: str | None, domain: str | None) -> str | None:
 def split_virtual_target(raw_path: bytes, prefix: str, bucket: str) -> tuple[str, str | None]:
     """(bucket, key) of a virtual-hosted request: the whole path (under ``prefix`` or
     at the root) is the key."""
-    path = raw_path
-    encoded_prefix = prefix.rstrip("/").encode()
-    if encoded_prefix and (path == encoded_prefix or path.startswith(encoded_prefix + b"/")):
-        path = path[len(encoded_prefix) :] or b"/"
+    path = strip_prefix(raw_path, prefix) or raw_path
     if not path.startswith(b"/"):
         raise InvalidURI()
     try:

@@ -10,10 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-
-def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, int]:
-    response = excinfo.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+from tests.integration.test_tagging import error_of
 
 
 def test_put_if_none_match(s3: Any, bucket: str) -> None:

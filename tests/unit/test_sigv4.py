@@ -32,14 +32,10 @@ from s3proxy import errors
 from s3proxy.auth.credentials import User
 from s3proxy.auth.sigv4 import AuthResult, ChunkVerifier, SignedRequest, authenticate
 from s3proxy.auth.streaming import canonical_trailer
+from tests.unit.signing import ALICE, BOB, HOST, NOW, PREFIX, USERS, raises, with_headers
 
-ALICE = User("AKIDALICE", "alice/secret+key", "id-alice", "alice")
-BOB = User("AKIDBOB", "bob-secret", "id-bob", "bob")
-USERS = {u.access_key: u for u in (ALICE, BOB)}
 SIGNED_AT = datetime.datetime(2026, 5, 1, 12, 0, 0)
-NOW = float(calendar.timegm(SIGNED_AT.timetuple()))
-HOST = "127.0.0.1:8000"
-PREFIX = "/api/v1/s3"
+assert float(calendar.timegm(SIGNED_AT.timetuple())) == NOW
 SPECIAL_KEYS = [
     "plain.txt",
     "with space",
@@ -119,13 +115,6 @@ def presign(
     return wire(request.prepare())
 
 
-def with_headers(req: SignedRequest, **changes: str) -> SignedRequest:
-    headers = {name: list(req.header_values(name)) for name in req.header_names()}
-    for name, value in changes.items():
-        headers[name.replace("_", "-")] = [value]
-    return dataclasses.replace(req, headers=headers)
-
-
 def header(req: SignedRequest, name: str) -> str:
     value = req.header(name)
     assert value is not None
@@ -137,13 +126,6 @@ def flip(text: str, index: int = -1) -> str:
     chars = list(text)
     chars[index] = "0" if chars[index] != "0" else "1"
     return "".join(chars)
-
-
-def raises(error: type[errors.S3Error], req: SignedRequest, **kwargs: Any) -> errors.S3Error:
-    with pytest.raises(errors.S3Error) as info:
-        authenticate(req, USERS, **kwargs)
-    assert type(info.value) is error, repr(info.value)
-    return info.value
 
 
 # -- boto3 clients, captured just before sending ------------------------------------

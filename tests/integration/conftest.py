@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 
 from tests.integration.daemon import Daemon
+from tests.moto_server import MotoServer, start_moto
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,16 @@ def fs_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     daemon.root = root  # type: ignore[attr-defined]
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    """A moto S3 server for one module: the upstream of the s3: backend's tests."""
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

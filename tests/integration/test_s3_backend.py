@@ -20,19 +20,10 @@ from botocore.exceptions import ClientError
 from tests.integration.conftest import boto3_client
 from tests.integration.daemon import Daemon, free_port, read_status
 from tests.integration.test_streaming import RSS_LIMIT_KB, RssSampler
-from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
+from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer
 
 MiB = 1024 * 1024
 PREFIX = "gw1-"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = start_moto()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def credentials_file(directory: Path) -> Path:

@@ -4,28 +4,17 @@ apart on one upstream account, and expiry also aborts upstream uploads no record
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import pytest_twisted  # type: ignore[import-untyped]
 from twisted.internet import reactor as global_reactor
 
 from s3proxy.model import ObjectAttributes
 from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
 from tests.integration.conftest import boto3_client
-from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
+from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer
 
 reactor: Any = global_reactor
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = start_moto()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def storage(moto: MotoServer, prefix: str) -> S3Storage:

@@ -15,6 +15,7 @@ from twisted.web.iweb import IResponse
 
 from s3proxy.acl import AccessControl
 from s3proxy.model import DEFAULT_CONTENT_TYPE, STORED_HEADERS, ObjectAttributes
+from s3proxy.storage.s3.client import header
 from s3proxy.storage.s3.upstream_xml import http_time, unquote_etag
 
 META = "x-amz-meta-"
@@ -60,16 +61,11 @@ def attribute_headers(attributes: ObjectAttributes) -> dict[str, str]:
     return headers
 
 
-def _first(response: IResponse, name: str) -> str | None:
-    values = response.headers.getRawHeaders(name.encode("ascii"))
-    return values[0].decode("latin-1") if values else None
-
-
 def attributes_of(response: IResponse) -> ObjectAttributes:
     """The attributes an upstream GET or HEAD answer carries."""
     headers: dict[str, str] = {}
     for name in STORED_HEADERS[1:]:
-        value = _first(response, name)
+        value = header(response, name)
         if value is not None:
             headers[name] = decode_value(value)
     metadata: dict[str, str] = {}
@@ -87,7 +83,7 @@ def attributes_of(response: IResponse) -> ObjectAttributes:
         elif meta_name not in RESERVED_META:
             metadata[meta_name] = decode_value(value)
     return ObjectAttributes(
-        content_type=_first(response, "Content-Type") or DEFAULT_CONTENT_TYPE,
+        content_type=header(response, "Content-Type") or DEFAULT_CONTENT_TYPE,
         headers=headers,
         metadata=metadata,
         acl=acl,
@@ -96,9 +92,9 @@ def attributes_of(response: IResponse) -> ObjectAttributes:
 
 
 def etag_of(response: IResponse) -> str:
-    return unquote_etag(_first(response, "ETag") or "")
+    return unquote_etag(header(response, "ETag") or "")
 
 
 def last_modified_of(response: IResponse) -> float:
-    value = _first(response, "Last-Modified")
+    value = header(response, "Last-Modified")
     return http_time(value) if value else 0.0

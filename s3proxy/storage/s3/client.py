@@ -207,6 +207,7 @@ class UpstreamClient:
         return response, await self.read_body(response)
 
 
-def header(response: IResponse, name: str, default: str = "") -> str:
+def header(response: IResponse, name: str) -> str | None:
+    """The first value of an upstream answer's header; None if it has none."""
     values = response.headers.getRawHeaders(name.encode("ascii"))
-    return values[0].decode("latin-1") if values else default
+    return values[0].decode("latin-1") if values else None

@@ -3,9 +3,10 @@ Multipart uploads are in ``uploads.py``; state S3 has no place for, in ``state.p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -48,7 +49,6 @@ from s3proxy.storage.s3.listing import list_page
 from s3proxy.storage.s3.reader import UpstreamReader, discard
 from s3proxy.storage.s3.state import STATE_BUCKET, StateStore
 from s3proxy.storage.s3.uploads import Uploads
-from s3proxy.storage.s3.upstream_errors import map_error
 from s3proxy.storage.s3.writer import UpstreamWriter
 
 
@@ -139,12 +139,23 @@ class S3Storage:
         return self._changing_bucket(bucket, to_deferred(create_bucket()))
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
-        async def put_bucket_acl() -> None:
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            return {**record, "acl": acl.to_json()}
+
+        return self._update_bucket_record(bucket, change)
+
+    def _update_bucket_record(
+        self, bucket: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Deferred[None]:
+        """Read, change, write the bucket's one state object: the last of two racing
+        changes of one bucket's documents wins (as the filesystem's record)."""
+
+        async def update() -> None:
             await self.require_bucket(bucket)
             record = await self.state.get(f"buckets/{bucket}") or {}
-            await self.state.put(f"buckets/{bucket}", {**record, "acl": acl.to_json()})
+            await self.state.put(f"buckets/{bucket}", change(record))
 
-        return self._changing_bucket(bucket, to_deferred(put_bucket_acl()))
+        return self._changing_bucket(bucket, to_deferred(update()))
 
     def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
         async def get_bucket_config() -> str | None:
@@ -156,19 +167,15 @@ class S3Storage:
         return to_deferred(get_bucket_config())
 
     def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
-        async def put_bucket_config() -> None:
-            # Read, change, write the one state object: the last of two racing
-            # changes of one bucket's documents wins (as the filesystem's record).
-            await self.require_bucket(bucket)
-            record = await self.state.get(f"buckets/{bucket}") or {}
+        def change(record: dict[str, Any]) -> dict[str, Any]:
             config = dict(record.get("config") or {})
             if value is None:
                 config.pop(name, None)
             else:
                 config[name] = value
-            await self.state.put(f"buckets/{bucket}", {**record, "config": config})
+            return {**record, "config": config}
 
-        return self._changing_bucket(bucket, to_deferred(put_bucket_config()))
+        return self._update_bucket_record(bucket, change)
 
     def _changing_bucket(self, bucket: str, change: Deferred[None]) -> Deferred[None]:
         self._bucket_infos.changed(bucket)
@@ -221,10 +228,11 @@ class S3Storage:
     async def object_info(self, bucket: str, key: str, response: IResponse) -> ObjectInfo:
         """The ObjectInfo of a HEAD or GET answer (a 206's size is the whole object's)."""
         content_range = header(response, "Content-Range")
+        content_length = header(response, "Content-Length")
         if content_range:
             size = int(content_range.rpartition("/")[2])
-        elif header(response, "Content-Length"):
-            size = int(header(response, "Content-Length"))
+        elif content_length:
+            size = int(content_length)
         else:  # a GET's length: the HTTP client took the header
             size = response.length if isinstance(response.length, int) else 0
         etag = etag_of(response)
@@ -336,19 +344,16 @@ class S3Storage:
         return to_deferred(open_reader())
 
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
-        async def put_object_acl() -> None:
-            info = await self._head(bucket, key)
-            await self._copy(bucket, key, bucket, key, replace(info.attributes, acl=acl))
-
-        return to_deferred(put_object_acl())
+        return to_deferred(self._replace_attributes(bucket, key, acl=acl))
 
     def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
-        # Tags ride in our metadata (see attributes.py), so a copy onto itself stores them.
-        async def put_object_tagging() -> None:
-            info = await self._head(bucket, key)
-            await self._copy(bucket, key, bucket, key, replace(info.attributes, tags=dict(tags)))
+        return to_deferred(self._replace_attributes(bucket, key, tags=dict(tags)))
 
-        return to_deferred(put_object_tagging())
+    async def _replace_attributes(self, bucket: str, key: str, **changes: Any) -> None:
+        # The ACL and tags ride in our metadata (see attributes.py), so a copy onto
+        # itself stores them.
+        info = await self._head(bucket, key)
+        await self._copy(bucket, key, bucket, key, replace(info.attributes, **changes))
 
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         async def delete_object() -> None:
@@ -374,12 +379,10 @@ class S3Storage:
         if query is None:
             headers["x-amz-metadata-directive"] = "REPLACE"
         headers.update(extra or {})
-        response, body = await self.client.fetch(
+        _, body = await self.client.fetch(
             "PUT", self.upstream_name(dst_bucket), dst_key, query=query or (), headers=headers
         )
-        if upstream_xml.is_error_document(body):  # S3 may fail a copy after its 200
-            raise map_error(400, body)
-        return upstream_xml.copy_result(body)
+        return upstream_xml.copy_result(body)  # S3 may fail a copy after its 200
 
     def copy_object(
         self,

@@ -34,7 +34,6 @@ from s3proxy.storage.multipart import (
 from s3proxy.storage.s3 import upstream_xml
 from s3proxy.storage.s3.attributes import attribute_headers, etag_of
 from s3proxy.storage.s3.common import gather, now
-from s3proxy.storage.s3.upstream_errors import map_error
 from s3proxy.storage.s3.writer import UpstreamWriter
 
 if TYPE_CHECKING:
@@ -228,9 +227,7 @@ class Uploads:
             headers={"If-None-Match": "*"} if create_only else None,
             body=body,
         )
-        if upstream_xml.is_error_document(answer):  # S3 may fail after its 200
-            raise map_error(400, answer)
-        etag = upstream_xml.complete_result(answer)
+        etag = upstream_xml.complete_result(answer)  # S3 may fail after its 200
         if not etag:
             # Ceph RGW 16.2 answers with an empty <ETag>; its HEAD has the "<md5>-N".
             response, _ = await self.client.fetch("HEAD", upload.upstream_bucket, key)

@@ -50,8 +50,7 @@ def map_error(status: int, body: bytes, not_found: type[S3Error] | None = None) 
         return not_found()
     if code:
         # An error we have no class for: keep the upstream's code and status.
-        cls = type(code, (S3Error,), {"code": code, "status": status, "message": message})
-        return cls(message or None, **fields)
+        return errors._error(code, status, message)(message or None, **fields)
     if status == 412:
         return errors.PreconditionFailed()
     if status == 403:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
@@ -10,6 +11,7 @@ from urllib.parse import unquote
 from lxml import etree
 
 from s3proxy.errors import ServiceUnavailable
+from s3proxy.storage.s3.upstream_errors import map_error
 
 # ``recover``: an upstream may echo a marker XML cannot hold (moto sends U+FFFF in
 # StartAfter as it is); the keys themselves come URL-encoded.
@@ -87,13 +89,14 @@ class UpstreamListing:
     next_token: str | None
 
 
+def _key_decoder(root: etree._Element) -> Callable[[str], str]:
+    """Keys and markers of a listing asked for with ``encoding-type=url`` come encoded."""
+    return unquote if text(root, "EncodingType") == "url" else str
+
+
 def list_objects_v2(body: bytes) -> UpstreamListing:
     root = parse(body)
-    encoded = text(root, "EncodingType") == "url"
-
-    def name(value: str) -> str:
-        return unquote(value) if encoded else value
-
+    name = _key_decoder(root)
     objects = [
         UpstreamObject(
             name(text(c, "Key")),
@@ -139,23 +142,23 @@ def list_parts(body: bytes) -> tuple[list[UpstreamPart], int | None]:
     return parts, (int(marker) if truncated and marker else None)
 
 
-def copy_result(body: bytes) -> tuple[str, float]:
-    """(ETag, last modified) of a CopyObjectResult or CopyPartResult. S3 can answer 200
-    and put an ``<Error>`` in the body; the caller checks for that first."""
+def _parse_result(body: bytes) -> etree._Element:
+    """The document of a 200 answer that S3 may still fail (a copy, a completion): it
+    can put an ``<Error>`` in the body after the 200, raised here as its S3Error."""
     root = parse(body)
+    if etree.QName(root).localname == "Error":
+        raise map_error(400, body)
+    return root
+
+
+def copy_result(body: bytes) -> tuple[str, float]:
+    """(ETag, last modified) of a CopyObjectResult or CopyPartResult."""
+    root = _parse_result(body)
     return unquote_etag(text(root, "ETag")), iso_time(text(root, "LastModified"))
 
 
-def is_error_document(body: bytes) -> bool:
-    try:
-        root = etree.fromstring(body, _PARSER)
-    except etree.XMLSyntaxError:
-        return False
-    return root is not None and etree.QName(root).localname == "Error"
-
-
 def complete_result(body: bytes) -> str:
-    return unquote_etag(text(parse(body), "ETag"))
+    return unquote_etag(text(_parse_result(body), "ETag"))
 
 
 @dataclass(frozen=True)
@@ -168,10 +171,10 @@ class UpstreamUpload:
 def list_uploads(body: bytes) -> tuple[list[UpstreamUpload], tuple[str, str] | None]:
     """One ListMultipartUploads page, and the (key, upload ID) markers of the next."""
     root = parse(body)
-    encoded = text(root, "EncodingType") == "url"
+    name = _key_decoder(root)
     uploads = [
         UpstreamUpload(
-            unquote(text(u, "Key")) if encoded else text(u, "Key"),
+            name(text(u, "Key")),
             text(u, "UploadId"),
             iso_time(text(u, "Initiated")),
         )
@@ -180,7 +183,4 @@ def list_uploads(body: bytes) -> tuple[list[UpstreamUpload], tuple[str, str] | N
     if text(root, "IsTruncated") != "true":
         return uploads, None
     key_marker = text(root, "NextKeyMarker")
-    return uploads, (
-        unquote(key_marker) if encoded else key_marker,
-        text(root, "NextUploadIdMarker"),
-    )
+    return uploads, (name(key_marker), text(root, "NextUploadIdMarker"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from typing import Any
@@ -42,7 +41,7 @@ from s3proxy.web import vhost
 from s3proxy.web.app import S3Application
 from s3proxy.web.drain import DrainService
 from s3proxy.web.request import make_site
-from s3proxy.workers import WorkerSupervisor, tcp_address
+from s3proxy.workers import WorkerSupervisor, endpoint_fields, tcp_address
 
 log = Logger()
 
@@ -331,8 +330,7 @@ class ExpiryTask:
 
 def _is_loopback(description: str) -> bool:
     """Whether an endpoint description only listens on loopback (or a unix socket)."""
-    # Fields are separated by unescaped colons: IPv6 addresses are written ``\:\:1``.
-    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
+    parts = endpoint_fields(description)
     kind = parts[0]
     if kind in ("unix", "systemd"):
         return kind == "unix"

@@ -30,9 +30,15 @@ RESTART_DELAY = 1.0
 STOP_GRACE = 5.0
 
 
+def endpoint_fields(description: str) -> list[str]:
+    """The fields of an endpoint description, separated by unescaped colons (IPv6
+    addresses are written ``\\:\\:1``), unescaped."""
+    return [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
+
+
 def tcp_address(description: str) -> tuple[str, int, int]:
     """(interface, port, backlog) of a ``tcp:`` endpoint description."""
-    parts = [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
+    parts = endpoint_fields(description)
     if parts[0] != "tcp":
         raise ValueError(f"only tcp: endpoints can be shared by workers, not {description!r}")
     interface, port, backlog = "", None, 1024

@@ -65,15 +65,10 @@ def json_file_observer(out: IO[Any]) -> FileLogObserver:
 _twistd_target: tuple[str, bool] = ("", True)
 
 
-def use_json_for_twistd(twistd_options: dict[str, Any]) -> None:
-    """Make twistd log JSON lines where it would have logged text (called while
-    twistd parses its options, before it builds its log observer)."""
-    use_log_format_for_twistd(twistd_options, "json")
-
-
 def use_log_format_for_twistd(twistd_options: dict[str, Any], log_format: str) -> None:
     """Have twistd log through our batched observer, as JSON lines or as its own
-    classic text, where it would have logged."""
+    classic text, where it would have logged (called while twistd parses its
+    options, before it builds its log observer)."""
     global _twistd_target
     _twistd_target = (twistd_options.get("logfile") or "", bool(twistd_options.get("nodaemon")))
     factory = "twistd_json_observer" if log_format == "json" else "twistd_text_observer"

@@ -65,7 +65,7 @@ from s3proxy.model import (
 )
 from s3proxy.names import is_valid_bucket_name, is_xml_safe
 from s3proxy.storage.bucketcache import BucketInfoCache
-from s3proxy.storage.fslistcache import ListingFieldCache
+from s3proxy.storage.fslistcache import RACY_NS, ListingFieldCache
 from s3proxy.storage.fsmeta import (
     MetadataStore,
     MetaRecord,
@@ -115,7 +115,9 @@ class KeyPath:
 class DirectoryCache:
     """Sorted directory listings, kept while the directory's mtime is unchanged (any
     entry added, removed or renamed changes it). Paging through a large directory then
-    reads and sorts it once, not once per page."""
+    reads and sorts it once, not once per page. As with ListingFieldCache, an mtime
+    younger than ``RACY_NS`` is not trusted (two changes within one tick of the file
+    system's clock leave the same mtime): such a directory is read afresh."""
 
     SIZE = 64
 
@@ -154,6 +156,8 @@ class DirectoryCache:
         rows.sort()
         names = [r[1] for r in rows]
         dirs = [r[2] for r in rows]
+        if mtime > time.time_ns() - RACY_NS:
+            return names, dirs
         with self._lock:
             self._cache[path] = (mtime, names, dirs)
             self._cache.move_to_end(path)
@@ -817,8 +821,7 @@ class FilesystemStorage:
         return self._run(self._head_object, bucket, key)
 
     def _prepare_write(self, bucket: str) -> tuple[str, BinaryIO]:
-        os.close(self._open_bucket(bucket))
-        self._known_buckets.add(bucket)
+        self._check_bucket(bucket)
         temp = self._temp_path()
         return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
 

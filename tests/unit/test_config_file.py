@@ -8,25 +8,15 @@ from pathlib import Path
 import pytest
 
 from s3proxy.tap import Options
+from tests.unit.tapoptions import parse
 
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("S3PROXY_DATA", str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "s3proxy.toml"
     path.write_text(text)
     return path
-
-
-def parse(*args: str) -> Options:
-    options = Options()
-    options.parseOptions(list(args))
-    return options
 
 
 def test_every_kind_of_value(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from twisted.python.threadpool import ThreadPool
 from s3proxy.acl import AccessControl
 from s3proxy.model import ObjectAttributes
 from s3proxy.storage import fslistcache
-from s3proxy.storage.filesystem import FilesystemStorage
+from s3proxy.storage.filesystem import DirectoryCache, FilesystemStorage
 from s3proxy.storage.fslistcache import ListingFieldCache
 from s3proxy.storage.fsmeta import MetaRecord
 
@@ -130,3 +130,29 @@ def test_cache_is_bounded_and_keeps_the_recently_used() -> None:
     assert cache.get("/a", (9,)) is None  # another stamp: not this version
     cache.put("/d", (4,), time.time_ns(), ("ed", "", ""))  # racy: not kept
     assert cache.get("/d", (4,)) is None
+
+
+def test_directory_listing_is_reused_while_its_old_mtime_stands(tmp_path: Path) -> None:
+    cache = DirectoryCache()
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a").write_bytes(b"")
+    old = time.time_ns() - 10 * 10**9
+    os.utime(d, ns=(old, old))
+    assert cache.entries(str(d)) == (["a"], [False])
+    (d / "b").write_bytes(b"")
+    os.utime(d, ns=(old, old))  # the same mtime: the cached listing stands
+    assert cache.entries(str(d)) == (["a"], [False])
+
+
+def test_recent_directory_is_read_every_time(tmp_path: Path) -> None:
+    cache = DirectoryCache()
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a").write_bytes(b"")
+    st = d.stat()
+    assert cache.entries(str(d)) == (["a"], [False])
+    # A second change within one tick of the file system's clock: the same mtime.
+    (d / "b").write_bytes(b"")
+    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.entries(str(d)) == (["a", "b"], [False, False])

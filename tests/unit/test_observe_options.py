@@ -25,21 +25,11 @@ from twisted.web import server
 from s3proxy.observe import jsonlog
 from s3proxy.observe.admin import AdminResource
 from s3proxy.observe.jsonlog import json_file_observer, twistd_json_observer
-from s3proxy.tap import Options, makeService
+from s3proxy.tap import makeService
 from s3proxy.web.app import S3Root
+from tests.unit.tapoptions import parse
 
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("S3PROXY_DATA", str(path))
-    return path
-
-
-def parse(*args: str) -> Options:
-    options = Options()
-    options.parseOptions(list(args))
-    return options
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def listeners(service: MultiService) -> list[StreamServerEndpointService]:

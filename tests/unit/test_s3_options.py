@@ -10,7 +10,8 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from s3proxy.storage.s3 import S3Storage
-from s3proxy.tap import Options, make_storage
+from s3proxy.tap import make_storage
+from tests.unit.tapoptions import parse
 
 SECRET = "upstream-secret-value"
 
@@ -20,12 +21,6 @@ def keys_file(tmp_path: Path) -> Path:
     path = tmp_path / "upstream.toml"
     path.write_text(f'access_key = "AKIDUP"\nsecret_key = "{SECRET}"\n')
     return path
-
-
-def parse(*args: str) -> Options:
-    options = Options()
-    options.parseOptions(list(args))
-    return options
 
 
 def test_s3_backend_options(keys_file: Path) -> None:

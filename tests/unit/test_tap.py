@@ -22,20 +22,9 @@ from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.tap import Options, ThreadPoolService, make_storage, makeService
 from s3proxy.web.request import S3Request
+from tests.unit.tapoptions import parse
 
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The default data directory, never the user's own."""
-    path = tmp_path / "data"
-    monkeypatch.setenv("S3PROXY_DATA", str(path))
-    return path
-
-
-def parse(*args: str) -> Options:
-    options = Options()
-    options.parseOptions(list(args))
-    return options
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def test_defaults(data_dir: Path) -> None:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 
 from s3proxy.model import BucketInfo
 
 DEFAULT_TTL = 1.0
+
+T = TypeVar("T")
 
 
 class BucketInfoCache:
@@ -46,6 +49,22 @@ class BucketInfoCache:
             return info
 
         return read(bucket).addCallback(remember)
+
+    def known(self, bucket: str) -> bool:
+        """Whether the bucket was seen to exist less than ``ttl`` ago."""
+        cached = self._entries.get(bucket)
+        return cached is not None and cached[0] > self._clock()
+
+    def changing(self, bucket: str, change: Deferred[T]) -> Deferred[T]:
+        """Forget the bucket now and again once ``change`` (this process changing
+        it) is done, so no read racing the change is remembered."""
+        self.changed(bucket)
+
+        def done(result: T) -> T:
+            self.changed(bucket)
+            return result
+
+        return change.addBoth(done)
 
     def changed(self, bucket: str) -> None:
         """This process is changing (or has changed) the bucket: forget it."""

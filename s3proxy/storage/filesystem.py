@@ -600,7 +600,7 @@ class FilesystemStorage:
             self._write_bucket_record(bucket, info.creation_date, info.acl, config)
 
     def put_bucket_config(self, bucket: str, name: str, value: str | None) -> Deferred[None]:
-        return self._changing_bucket(
+        return self._bucket_infos.changing(
             bucket, self._run(self._put_bucket_config, bucket, name, value)
         )
 
@@ -617,7 +617,7 @@ class FilesystemStorage:
         self._sync_dir(self.root)
 
     def create_bucket(self, bucket: str, acl: AccessControl | None = None) -> Deferred[None]:
-        return self._changing_bucket(bucket, self._run(self._create_bucket, bucket, acl))
+        return self._bucket_infos.changing(bucket, self._run(self._create_bucket, bucket, acl))
 
     def _put_bucket_acl(self, bucket: str, acl: AccessControl) -> None:
         with self._bucket_record_lock:
@@ -625,7 +625,7 @@ class FilesystemStorage:
             self._write_bucket_record(bucket, info.creation_date, acl)
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
-        return self._changing_bucket(bucket, self._run(self._put_bucket_acl, bucket, acl))
+        return self._bucket_infos.changing(bucket, self._run(self._put_bucket_acl, bucket, acl))
 
     def _head_bucket(self, bucket: str) -> BucketInfo:
         os.close(self._open_bucket(bucket))
@@ -633,16 +633,6 @@ class FilesystemStorage:
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         return self._bucket_infos.head(bucket, lambda b: self._run(self._head_bucket, b))
-
-    def _changing_bucket(self, bucket: str, change: Deferred[T]) -> Deferred[T]:
-        """Forget the bucket's remembered record now and once ``change`` is done."""
-        self._bucket_infos.changed(bucket)
-
-        def done(result: T) -> T:
-            self._bucket_infos.changed(bucket)
-            return result
-
-        return change.addBoth(done)
 
     def _delete_bucket(self, bucket: str) -> None:
         path = self._bucket_path(bucket)
@@ -667,7 +657,7 @@ class FilesystemStorage:
             pass
 
     def delete_bucket(self, bucket: str) -> Deferred[None]:
-        return self._changing_bucket(bucket, self._run(self._delete_bucket, bucket))
+        return self._bucket_infos.changing(bucket, self._run(self._delete_bucket, bucket))
 
     # -- listing ----------------------------------------------------------------
 

@@ -91,3 +91,20 @@ def test_zero_ttl_never_remembers() -> None:
     head(cache, backend)
     head(cache, backend)
     assert backend.reads == 2
+
+
+def test_known_while_fresh_and_forgotten_around_a_change() -> None:
+    clock, backend = Clock(), Backend()
+    cache = BucketInfoCache(ttl=1.0, clock=clock)
+    assert not cache.known("b")
+    head(cache, backend)
+    assert cache.known("b")
+    change: Deferred[None] = Deferred()
+    cache.changing("b", change)
+    assert not cache.known("b")
+    head(cache, backend)  # a read while the change is in flight...
+    change.callback(None)
+    assert not cache.known("b")  # ...is forgotten when it ends
+    head(cache, backend)
+    clock.now += 1.5
+    assert not cache.known("b")

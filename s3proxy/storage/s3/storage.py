@@ -85,7 +85,9 @@ class S3Storage:
 
     async def require_bucket(self, bucket: str) -> str:
         name = self.upstream_name(bucket)
-        if not await self.bucket_exists(bucket):
+        # Authorization has usually just read the bucket: no second upstream HEAD.
+        # (Deleted since, the upstream's own NoSuchBucket answers the request.)
+        if not self._bucket_infos.known(bucket) and not await self.bucket_exists(bucket):
             raise NoSuchBucket(BucketName=bucket)
         return name
 
@@ -136,7 +138,7 @@ class S3Storage:
             if acl is not None:
                 await self.state.put(f"buckets/{bucket}", {"acl": acl.to_json()})
 
-        return self._changing_bucket(bucket, to_deferred(create_bucket()))
+        return self._bucket_infos.changing(bucket, to_deferred(create_bucket()))
 
     def put_bucket_acl(self, bucket: str, acl: AccessControl) -> Deferred[None]:
         def change(record: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +157,7 @@ class S3Storage:
             record = await self.state.get(f"buckets/{bucket}") or {}
             await self.state.put(f"buckets/{bucket}", change(record))
 
-        return self._changing_bucket(bucket, to_deferred(update()))
+        return self._bucket_infos.changing(bucket, to_deferred(update()))
 
     def get_bucket_config(self, bucket: str, name: str) -> Deferred[str | None]:
         async def get_bucket_config() -> str | None:
@@ -176,15 +178,6 @@ class S3Storage:
             return {**record, "config": config}
 
         return self._update_bucket_record(bucket, change)
-
-    def _changing_bucket(self, bucket: str, change: Deferred[None]) -> Deferred[None]:
-        self._bucket_infos.changed(bucket)
-
-        def done(result: object) -> object:
-            self._bucket_infos.changed(bucket)
-            return result
-
-        return change.addBoth(done)
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         return self._bucket_infos.head(bucket, self._head_bucket)
@@ -212,7 +205,7 @@ class S3Storage:
             for key in await self.state.keys(f"parts/{bucket}/"):
                 await self.state.delete(key)
 
-        return self._changing_bucket(bucket, to_deferred(delete_bucket()))
+        return self._bucket_infos.changing(bucket, to_deferred(delete_bucket()))
 
     def list_objects(
         self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int

@@ -41,7 +41,6 @@ RGW_DEVIATIONS = {
     "test_entity_too_small_names_the_part": "RGW: a part left out is InvalidPart",
     "test_writer_backpressure": "over 8 MiB of unknown length goes chunked: RGW says 411",
     "test_writer_backpressure_with_reentrant_writes": "chunked over 8 MiB: RGW says 411",
-    "test_listing_matches_model": "RGW rolls up multi-character delimiters differently",
 }
 
 

@@ -31,9 +31,6 @@ pytestmark = pytest.mark.scaleout
 # backends, found by this run; each is an open finding, not a pass (see
 # docs/backends.md). Tests run and are reported as XFAIL/XPASS.
 RGW_DEVIATIONS = {
-    "test_create_only_creates_then_refuses": "RGW 16.2 ignores If-None-Match on PUT",
-    "test_racing_creators_exactly_one_wins": "RGW 16.2 ignores If-None-Match on PUT",
-    "test_complete_create_only_keeps_the_upload_on_412": "RGW 16.2 ignores If-None-Match",
     # RGW refuses a completion that leaves out an uploaded part (InvalidPart), which
     # AWS allows; seen with boto3 straight to RGW, 6 MiB parts too.
     "test_complete_assembles_the_requested_parts": "RGW: a part left out is InvalidPart",

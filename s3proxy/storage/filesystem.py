@@ -71,10 +71,12 @@ from s3proxy.storage.fsmeta import (
     MetaRecord,
     SidecarMetadata,
     XattrMetadata,
+    replace_with,
     xattrs_work,
 )
 from s3proxy.storage.fsuploads import FilesystemUploads
 from s3proxy.storage.listing import CommonPrefix, ListEntry, roll_up, take_page
+from s3proxy.storage.oserrors import s3_error_for
 from s3proxy.storage.streams import ChunkedReader
 
 T = TypeVar("T")
@@ -442,7 +444,25 @@ class FilesystemStorage:
     # -- helpers ----------------------------------------------------------------
 
     def _run(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._pool, fn, *args)
+        d = deferToThreadPool(self._reactor, self._pool, fn, *args)
+        d.addErrback(self._refused)
+        return d
+
+    def _refused(self, failure: Failure) -> Failure:
+        """A full, read-only or forbidding file system is the client's S3 error (and
+        one log line), not an InternalError."""
+        if isinstance(failure.value, OSError):
+            error = s3_error_for(failure.value)
+            if error is not None:
+                self.log.warn(
+                    "{root}: {reason} ({path}): answered {code}",
+                    root=self.root,
+                    reason=failure.value.strerror,
+                    path=failure.value.filename,
+                    code=error.code,
+                )
+                return Failure(error)
+        return failure
 
     def _temp_path(self) -> str:
         return os.path.join(self._tmp_dir, f"{uuid.uuid4().hex}.part")
@@ -566,10 +586,8 @@ class FilesystemStorage:
     ) -> None:
         record = {"created": created, "acl": acl.to_json() if acl else None}
         record["config"] = dict(config if config is not None else self._bucket_config(bucket))
-        temp = self._temp_path()
-        with open(temp, "w") as f:
-            json.dump(record, f)
-        os.rename(temp, os.path.join(self._bucket_records, bucket))
+        target = os.path.join(self._bucket_records, bucket)
+        replace_with(self._temp_path(), target, json.dumps(record).encode())
 
     def _bucket_config(self, bucket: str) -> dict[str, str]:
         """The put_bucket_config documents in the bucket's record ({} if none)."""

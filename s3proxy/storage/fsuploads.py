@@ -26,7 +26,6 @@ import uuid
 from typing import TYPE_CHECKING, BinaryIO
 
 from s3proxy.errors import InvalidPart, NoSuchUpload
-from s3proxy.storage.fsmeta import replace_with
 from s3proxy.model import (
     ByteRange,
     ObjectAttributes,
@@ -36,6 +35,7 @@ from s3proxy.model import (
     UploadInfo,
     UploadsPage,
 )
+from s3proxy.storage.fsmeta import replace_with
 from s3proxy.storage.multipart import (
     check_upload_id,
     composite_checksums,
@@ -359,7 +359,9 @@ class FilesystemUploads:
         doomed = f"{directory}.aborting-{uuid.uuid4().hex}"
         try:
             os.rename(directory, doomed)
-        except OSError:
+        except OSError as e:
+            if s3_error_for(e) is not None:
+                raise  # a read-only or forbidding file system, not a lost race
             raise NoSuchUpload(UploadId=upload_id) from None
         shutil.rmtree(doomed, ignore_errors=True)
 

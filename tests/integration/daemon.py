@@ -49,6 +49,8 @@ class Daemon:
     backend: str
     workdir: Path
     extra_args: list[str] = field(default_factory=list)
+    # Run through another command, e.g. setpriv to start it as another user.
+    command_prefix: list[str] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -73,18 +75,22 @@ class Daemon:
 
     def start(self, timeout: float = 20.0) -> Daemon:
         self.port = free_port()
-        args = twistd_command() + [
-            "-n",
-            "--pidfile=",
-            "--logfile",
-            str(self.log_path),
-            "s3proxy",
-            "--listen",
-            f"tcp:{self.port}:interface=127.0.0.1",
-            "--backend",
-            self.backend,
-            *self.extra_args,
-        ]
+        args = (
+            self.command_prefix
+            + twistd_command()
+            + [
+                "-n",
+                "--pidfile=",
+                "--logfile",
+                str(self.log_path),
+                "s3proxy",
+                "--listen",
+                f"tcp:{self.port}:interface=127.0.0.1",
+                "--backend",
+                self.backend,
+                *self.extra_args,
+            ]
+        )
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             args, cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

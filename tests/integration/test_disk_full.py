@@ -142,7 +142,9 @@ async def test_filling_to_the_last_byte(storage: FilesystemStorage, mount: Path)
         size = sizes.randint(1, 600_000) >> min(consecutive, 19)
         data = body(size, seed=n)
         try:
-            info = await put(storage, key, data, attributes=ObjectAttributes(metadata={"n": str(n)}))
+            info = await put(
+                storage, key, data, attributes=ObjectAttributes(metadata={"n": str(n)})
+            )
         except StorageFull:
             refused.append(key)
             consecutive += 1

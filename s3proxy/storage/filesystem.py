@@ -922,22 +922,25 @@ class FilesystemStorage:
                 "A key ending in '/' is a directory marker and must be empty.", Key=path.key
             )
         record = MetaRecord(etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes)
-        for attempt in (1, 2):
-            parent = self._open_parent(bucket, path, create=True)
+        for attempt in (1, 2, 3):
             try:
-                if path.marker:
-                    self._commit_marker(parent, bucket, path, record, create_only)
-                    os.unlink(temp)
-                else:
-                    self._commit_file(parent, temp, bucket, path, record, create_only)
-                self._sync_dir(parent)
+                parent = self._open_parent(bucket, path, create=True)
+                try:
+                    if path.marker:
+                        self._commit_marker(parent, bucket, path, record, create_only)
+                        os.unlink(temp)
+                    else:
+                        self._commit_file(parent, temp, bucket, path, record, create_only)
+                    self._sync_dir(parent)
+                finally:
+                    os.close(parent)
                 break
             except FileNotFoundError:
-                # A concurrent delete removed an empty parent directory; walk again.
-                if attempt == 2:
+                # A concurrent delete removed an empty parent directory, or the whole
+                # bucket (then this is NoSuchBucket): walk again.
+                os.close(self._open_bucket(bucket))
+                if attempt == 3:
                     raise
-            finally:
-                os.close(parent)
         size = 0 if path.marker else st.st_size
         return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
 

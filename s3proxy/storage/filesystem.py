@@ -397,6 +397,7 @@ class FilesystemStorage:
             os.makedirs(d, exist_ok=True)
         self._sweep_temporary_files()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
+        self._sidecar = isinstance(self.metadata, SidecarMetadata)
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
         self._directories = DirectoryCache()
         self._listing_fields = ListingFieldCache()
@@ -794,15 +795,26 @@ class FilesystemStorage:
         path = KeyPath(key)
         parent = self._open_parent(bucket, path, create=False)
         try:
-            flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(path.name, flags, dir_fd=parent)
-            except OSError as e:
-                if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
-                    raise NoSuchKey(Key=key) from None
-                raise
+            info, fd = self._stat_in(parent, bucket, path)
+            if fd is not None and self._sidecar and info.etag == _foreign_etag(os.fstat(fd)):
+                # The file and its record disagree: a change may be between its two
+                # renames. Look again once none is under way.
+                os.close(fd)
+                self._lock_changes(parent, exclusive=False)
+                info, fd = self._stat_in(parent, bucket, path)
+            return info, fd
         finally:
-            os.close(parent)
+            os.close(parent)  # (and with it the lock)
+
+    def _stat_in(self, parent: int, bucket: str, path: KeyPath) -> tuple[ObjectInfo, int | None]:
+        key = path.key
+        flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path.name, flags, dir_fd=parent)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+                raise NoSuchKey(Key=key) from None
+            raise
         try:
             st = os.fstat(fd)
             if path.marker:
@@ -818,6 +830,14 @@ class FilesystemStorage:
         except BaseException:
             os.close(fd)
             raise
+
+    def _lock_changes(self, parent: int, exclusive: bool = True) -> None:
+        """Sidecar metadata: a file and its record change by two renames, so changes
+        hold their directory's lock across both (and readers take it when the two
+        disagree): nobody sees the record of one version with the data of another.
+        Closing ``parent`` releases the lock. (An xattr changes with its file.)"""
+        if self._sidecar:
+            fcntl.flock(parent, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
     def _head_object(self, bucket: str, key: str) -> ObjectInfo:
         info, fd = self._stat_object(bucket, key)
@@ -959,6 +979,7 @@ class FilesystemStorage:
             existing = None
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise ExistingObjectIsDirectory(Key=path.key)
+        self._lock_changes(parent)  # released when the caller closes parent
         if create_only:
             self._commit_new_file(parent, temp, bucket, path, record, existing)
             return
@@ -1110,6 +1131,7 @@ class FilesystemStorage:
                     return
                 if stat.S_ISDIR(st.st_mode):
                     return
+                self._lock_changes(parent)
                 os.unlink(path.name, dir_fd=parent)
                 self.metadata.remove(bucket, key, "")
             self._sync_dir(parent)
@@ -1146,25 +1168,28 @@ class FilesystemStorage:
         path = KeyPath(key)
         parent = self._open_parent(bucket, path, create=False)
         try:
+            if not path.marker:
+                self._lock_changes(parent)
             flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 fd = os.open(path.name, flags, dir_fd=parent)
             except OSError:
                 raise NoSuchKey(Key=key) from None
+            try:
+                st = os.fstat(fd)
+                record = self.metadata.load(bucket, key, "", fd)
+                if record is None or not record.describes(st):
+                    if path.marker or not stat.S_ISREG(st.st_mode):
+                        raise NoSuchKey(Key=key)
+                    info = self._info(bucket, key, "", st, fd)  # a foreign file
+                    record = MetaRecord(info.etag, st.st_size, st.st_mtime_ns, info.attributes)
+                attributes = change(record.attributes)
+                changed = dataclasses.replace(record, attributes=attributes)
+                self.metadata.save(bucket, key, fd, changed)
+            finally:
+                os.close(fd)
         finally:
             os.close(parent)
-        try:
-            st = os.fstat(fd)
-            record = self.metadata.load(bucket, key, "", fd)
-            if record is None or not record.describes(st):
-                if path.marker or not stat.S_ISREG(st.st_mode):
-                    raise NoSuchKey(Key=key)
-                info = self._info(bucket, key, "", st, fd)  # a foreign file
-                record = MetaRecord(info.etag, st.st_size, st.st_mtime_ns, info.attributes)
-            attributes = change(record.attributes)
-            self.metadata.save(bucket, key, fd, dataclasses.replace(record, attributes=attributes))
-        finally:
-            os.close(fd)
 
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         return self._run(self._put_object_acl, bucket, key, acl)

@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, DeferredList
 
 from s3proxy.errors import BucketNotEmpty, NoSuchBucket, NoSuchKey, NoSuchUpload, S3Error
 from s3proxy.model import ObjectAttributes, ObjectInfo
+from s3proxy.storage.s3 import S3Storage
 from tests.contract.test_multipart_contract import (
     MIN_PART,
     assert_upload_gone,
@@ -36,6 +37,19 @@ from tests.contract.test_storage_contract import (
 )
 
 WRITERS = 20
+
+
+def upstream_backed(storage: Storage) -> bool:
+    """The s3: backend (maybe behind the cache): atomicity is the upstream's, and
+    moto, the test upstream, answers 500 to some concurrent requests on one key."""
+    return isinstance(getattr(storage, "backend", storage), S3Storage)
+
+
+def allowed_failure(storage: Storage, failure: Any) -> bool:
+    """A request may fail only as the upstream's 5xx, passed on (never for our own
+    backends): refused, but neither acknowledged wrongly nor answered wrongly."""
+    error = getattr(failure, "value", failure)
+    return upstream_backed(storage) and isinstance(error, S3Error) and error.status >= 500
 
 
 def version(n: int, size: int) -> bytes:
@@ -92,10 +106,14 @@ async def test_writers_and_readers_of_one_key(storage: Storage) -> None:
     seen = await DeferredList(reads, consumeErrors=True)
 
     for n, (ok, info) in enumerate(finished):
-        assert ok, info
+        if not ok:
+            assert allowed_failure(storage, info), info
+            continue
         assert isinstance(info, ObjectInfo) and by_etag[info.etag] == n
     for ok, result in seen:
-        assert ok, result
+        if not ok:
+            assert allowed_failure(storage, result), result
+            continue
         assert result is not None, "the key vanished while being replaced"
         etag, data = result
         assert etag in by_etag, etag
@@ -110,9 +128,7 @@ async def test_writers_and_readers_of_one_key(storage: Storage) -> None:
 
 @pytest.mark.parametrize("key", ["flat", "deep/er/key"])
 @pytest_twisted.ensureDeferred
-async def test_delete_bucket_never_loses_an_acknowledged_object(
-    storage: Storage, key: str
-) -> None:
+async def test_delete_bucket_never_loses_an_acknowledged_object(storage: Storage, key: str) -> None:
     for round_ in range(12):
         bucket = f"race-{round_}"
         await make_bucket(storage, bucket)
@@ -178,8 +194,10 @@ async def test_delete_object_against_complete(storage: Storage) -> None:
 @pytest_twisted.ensureDeferred
 async def test_two_identical_completions(storage: Storage) -> None:
     """A retried completion (same part list) racing the first: one succeeds, the
-    other gets NoSuchUpload (as a completion after the upload ended does, see
-    test_completing_twice), and the object is the completed one."""
+    other gets NoSuchUpload (as AWS documents for an upload already completed, and
+    as test_completing_twice checks when they do not overlap); the object is the
+    completed one. Upstream S3 stores may instead answer a retried completion with
+    the same result again (AWS and moto do): for the s3: backend, that is allowed."""
     await make_bucket(storage)
     for round_ in range(6):
         key = f"twice-{round_}"
@@ -196,8 +214,11 @@ async def test_two_identical_completions(storage: Storage) -> None:
         ]
         won = [o for o in outcomes if isinstance(o, ObjectInfo)]
         lost = [o for o in outcomes if not isinstance(o, ObjectInfo)]
-        assert len(won) == 1 and len(lost) == 1, outcomes
-        assert isinstance(lost[0], NoSuchUpload), lost[0]
+        if len(won) == 2 and upstream_backed(storage):
+            assert won[0].etag == won[1].etag, outcomes
+        else:
+            assert len(won) == 1 and len(lost) == 1, outcomes
+            assert isinstance(lost[0], NoSuchUpload) or allowed_failure(storage, lost[0]), lost
         assert won[0].etag == expected_etag(datas)
         assert await read_whole(storage, key) == (won[0].etag, b"".join(datas))
         await assert_upload_gone(storage, upload)

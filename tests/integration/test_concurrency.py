@@ -37,6 +37,19 @@ def error_code(call: Any) -> str | None:
     return None
 
 
+def race(first: Any, second: Any) -> tuple[str | None, str | None]:
+    """Run two calls at the same moment in two threads: their error codes."""
+    start = threading.Barrier(2)
+
+    def run(call: Any) -> str | None:
+        start.wait()
+        return error_code(call)
+
+    with ThreadPoolExecutor(2) as pool:
+        one, other = pool.submit(run, first), pool.submit(run, second)
+        return one.result(30), other.result(30)
+
+
 def test_writers_and_readers_of_one_key(fs_daemon: Daemon, bucket: str) -> None:
     s3 = boto3_client(fs_daemon.endpoint, max_pool_connections=WRITERS + READERS)
     bodies = [version(n, 1 + (n * 52_361) % 900_000) for n in range(WRITERS)]
@@ -86,19 +99,11 @@ def test_delete_bucket_against_put_object(fs_daemon: Daemon) -> None:
         data = version(round_, 1000 + round_ * 30_000)
         s3.create_bucket(Bucket=name)
         s3.head_bucket(Bucket=name)  # the daemon now knows the bucket (its caches)
-        start = threading.Barrier(2)
-
-        def put(name: str = name, key: str = key, data: bytes = data) -> str | None:
-            start.wait()
-            return error_code(lambda: s3.put_object(Bucket=name, Key=key, Body=data))
-
-        def delete(name: str = name) -> str | None:
-            start.wait()
-            return error_code(lambda: s3.delete_bucket(Bucket=name))
-
-        with ThreadPoolExecutor(2) as pool:
-            put_error, delete_error = pool.submit(put), pool.submit(delete)
-            put_outcome, delete_outcome = put_error.result(30), delete_error.result(30)
+        # (The lambdas run before the loop moves on: binding late is harmless.)
+        put_outcome, delete_outcome = race(
+            lambda: s3.put_object(Bucket=name, Key=key, Body=data),  # noqa: B023
+            lambda: s3.delete_bucket(Bucket=name),  # noqa: B023
+        )
         outcomes.add((put_outcome, delete_outcome))
         if put_outcome is None:
             assert delete_outcome == "BucketNotEmpty"

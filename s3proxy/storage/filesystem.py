@@ -420,6 +420,13 @@ class FilesystemStorage:
     def _choose_metadata(self, mode: str, meta_root: str) -> MetadataStore:
         if mode not in ("auto", "xattr", "sidecar"):
             raise ValueError(f"unknown metadata mode {mode!r}: use auto, xattr or sidecar")
+        if os.statvfs(self.root).f_flag & os.ST_RDONLY:
+            # Nothing can be probed by writing; serve what is there. Only the sidecar
+            # mode ever made the meta tree.
+            self.log.warn("{root} is read-only: only reads will succeed", root=self.root)
+            if mode == "sidecar" or (mode == "auto" and os.path.isdir(meta_root)):
+                return SidecarMetadata(meta_root, self._tmp_dir)
+            return XattrMetadata()
         if mode in ("auto", "xattr"):
             if xattrs_work(self._tmp_dir):
                 return XattrMetadata()

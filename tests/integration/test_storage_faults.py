@@ -210,6 +210,14 @@ def test_read_only_root(daemon: Daemon, mount: Path) -> None:
         assert status in (409, 503), code  # not empty anyway
         assert s3.get_object(Bucket=BUCKET, Key="dir/kept")["Body"].read() == b"kept"
         assert_healthy(daemon)
+        # Restarted while read-only, it starts and serves reads all the same.
+        daemon.stop()
+        daemon.start()
+        s3 = boto3_client(daemon.endpoint)
+        got = s3.get_object(Bucket=BUCKET, Key="dir/kept")
+        assert got["Body"].read() == b"kept" and got["Metadata"] == {"m": "1"}
+        status, code, _ = s3_error(s3.put_object, Bucket=BUCKET, Key="new", Body=b"new")
+        assert (status, code) == (503, "ServiceUnavailable")
     finally:
         remount(mount, "rw")
     # Writable again: writes succeed, the upload is still there to complete.

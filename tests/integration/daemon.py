@@ -75,22 +75,19 @@ class Daemon:
 
     def start(self, timeout: float = 20.0) -> Daemon:
         self.port = free_port()
-        args = (
-            self.command_prefix
-            + twistd_command()
-            + [
-                "-n",
-                "--pidfile=",
-                "--logfile",
-                str(self.log_path),
-                "s3proxy",
-                "--listen",
-                f"tcp:{self.port}:interface=127.0.0.1",
-                "--backend",
-                self.backend,
-                *self.extra_args,
-            ]
-        )
+        args = twistd_command() + [
+            "-n",
+            "--pidfile=",
+            "--logfile",
+            str(self.log_path),
+            "s3proxy",
+            "--listen",
+            f"tcp:{self.port}:interface=127.0.0.1",
+            "--backend",
+            self.backend,
+            *self.extra_args,
+        ]
+        args = self.command_prefix + args
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             args, cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -55,6 +55,7 @@ class ConnectionGuard:
         self.lingering = 0
         self.refused = 0
         self._refused_logged = 0
+        self._quiet = True
         self._loop: LoopingCall | None = None
         # channel -> (its send_pauses, when it was first seen blocked at that count)
         self._blocked: dict[Any, tuple[int, float]] = {}
@@ -74,7 +75,20 @@ class ConnectionGuard:
 
     def refusal(self) -> Protocol:
         self.refused += 1
+        # The first refusal after a quiet sweep is logged at once, the next ones
+        # together by the following sweep: about a line a second at most.
+        if self._quiet or self._loop is None:
+            self._quiet = False
+            self._log_refused(self.refused - self._refused_logged)
+            self._refused_logged = self.refused
         return Refusal(self)
+
+    def _log_refused(self, count: int) -> None:
+        self.log.warn(
+            "refused {count} connections over --max-connections {cap}",
+            count=count,
+            cap=self.limits.max_connections,
+        )
 
     # -- the periodic look -------------------------------------------------------
 
@@ -108,12 +122,10 @@ class ConnectionGuard:
             elif send_timeout and channel.send_blocked:
                 self._check_send(channel, now, send_timeout)
         if self.refused != self._refused_logged:
-            self.log.warn(
-                "refused {count} connections over --max-connections {cap}",
-                count=self.refused - self._refused_logged,
-                cap=self.limits.max_connections,
-            )
+            self._log_refused(self.refused - self._refused_logged)
             self._refused_logged = self.refused
+        else:
+            self._quiet = True
 
     def _check_send(self, channel: Any, now: float, send_timeout: float) -> None:
         """A client whose socket stayed full, without taking any of what we send,

@@ -1,7 +1,8 @@
 """Hostile and slow clients against the real daemon: oversized header sections,
-slowloris, an idle keep-alive connection, a client that stops reading a 1 GiB GET,
-and more connections than --max-connections. Everything runs on 127.0.0.1, with
-short timeouts so that the whole module takes a few seconds."""
+slowloris (while http.client and boto3 clients are served), an idle keep-alive
+connection, a client that stops reading a 1 GiB GET, and more connections than
+--max-connections. Everything runs on 127.0.0.1, with short timeouts so that the
+whole module takes a few seconds."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import boto3_client
 from tests.integration.daemon import Daemon, read_status
 
 HEADER_TIMEOUT = 2.0
@@ -255,6 +257,8 @@ def test_slowloris_does_not_stop_other_clients(
     strict: Daemon, bucket_of: Callable[[], str]
 ) -> None:
     bucket = bucket_of()
+    s3 = boto3_client(strict.endpoint)
+    s3.list_buckets()  # boto3's first call loads its models
     attack = Slowloris(strict.port, SLOWLORIS, HEADER_TIMEOUT + 8)
     try:
         attack.start()
@@ -263,22 +267,22 @@ def test_slowloris_does_not_stop_other_clients(
         while attack.is_alive() and len(attack.lasted) < SLOWLORIS / 2:
             status, _, seconds = request(strict, "PUT", f"/{bucket}/k{number}", b"data")
             assert status == 200
-            status, body, more = request(strict, "GET", f"/{bucket}/k{number}")
-            assert (status, body) == (200, b"data")
-            latencies += [seconds, more]
+            started = time.monotonic()
+            assert s3.get_object(Bucket=bucket, Key=f"k{number}")["Body"].read() == b"data"
+            latencies += [seconds, time.monotonic() - started]
             number += 1
         attack.join(timeout=30)
         assert not attack.is_alive()
     finally:
         attack.close()
     assert number >= 5, "the other client barely got served"
-    assert max(latencies) < 1.0, latencies
+    assert max(latencies) < 2.0, latencies
     # Every slow connection got its answer and was closed, soon after the timeout.
     assert len(attack.lasted) == SLOWLORIS
     for received in attack.received.values():
         assert error_code(received, 400) == "RequestTimeout"
     assert HEADER_TIMEOUT - 0.1 <= min(attack.lasted.values()), attack.lasted
-    assert max(attack.lasted.values()) < HEADER_TIMEOUT + 2, attack.lasted
+    assert max(attack.lasted.values()) < HEADER_TIMEOUT + 4, attack.lasted
 
 
 def test_idle_keepalive_connection_is_closed(strict: Daemon) -> None:
@@ -314,24 +318,27 @@ def test_stalled_reader_of_a_1_gib_get(strict: Daemon, bucket_of: Callable[[], s
         received = len(sock.recv(1024))
         started = time.monotonic()
         samples = []
-        while time.monotonic() - started < SEND_TIMEOUT + 0.5:
+        while time.monotonic() - started < SEND_TIMEOUT - 0.5:
             samples.append(read_status(strict.pid)["VmRSS"])
             status, body, seconds = request(strict, "GET", f"/{bucket}/small")
-            assert (status, body) == (200, b"small") and seconds < 1.0, seconds
+            assert (status, body) == (200, b"small") and seconds < 2.0, seconds
             time.sleep(0.1)
         assert max(samples) - min(samples) < 16 * 1024, samples  # kB: no growth
-        # The daemon gives up on it: what is in flight arrives, then the cut.
+        # The daemon gives up on it (still unread: reading now would be progress).
+        assert logged(strict, "our response was not read for", within=10)
+        waited = time.monotonic() - started
+        samples.append(read_status(strict.pid)["VmRSS"])
+        assert max(samples) - min(samples) < 16 * 1024, samples
+        # What was in flight arrives, then the cut.
         try:
             while chunk := sock.recv(1 << 20):
                 received += len(chunk)
         except ConnectionResetError:
             pass
-        waited = time.monotonic() - started
     finally:
         sock.close()
     assert received < 64 * 1024 * 1024
-    assert waited < SEND_TIMEOUT + 3, waited
-    assert logged(strict, "our response was not read for")
+    assert waited < SEND_TIMEOUT + 5, waited
 
 
 # -- the connection cap ---------------------------------------------------------------

@@ -159,6 +159,33 @@ def test_not_http_is_bad_request(strict: Daemon) -> None:
     assert error_code(response, 400) == "BadRequest"
 
 
+def test_limits_answered_by_the_application_keep_the_connection(
+    strict: Daemon, bucket_of: Callable[[], str]
+) -> None:
+    """A key over 1024 bytes and metadata over 2 KB: S3 errors, and the same
+    keep-alive connection serves the next request."""
+    bucket = bucket_of()
+    conn = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=10)
+    try:
+        conn.request("PUT", f"/{bucket}/{'k' * 1025}", b"x")
+        response = conn.getresponse()
+        assert (response.status, ET.fromstring(response.read()).findtext("Code")) == (
+            400,
+            "KeyTooLongError",
+        )
+        conn.request("PUT", f"/{bucket}/k", b"x", {"x-amz-meta-big": "v" * 2100})
+        response = conn.getresponse()
+        fields = ET.fromstring(response.read())
+        assert (response.status, fields.findtext("Code")) == (400, "MetadataTooLarge")
+        assert fields.findtext("MaxSizeAllowed") == "2048"
+        conn.request("PUT", f"/{bucket}/k", b"x")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(
     ("method", "query"),
     [("PUT", "?tagging"), ("PUT", "?acl"), ("POST", "?uploadId={upload}")],

@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         metavar="SECONDS",
         help="before each test, wait up to this long for other processes to leave the cores "
-        "alone (20; --quick: 0)",
+        "alone (10; --quick: 0)",
     )
     args = parser.parse_args(argv)
     if args.reps is not None and args.reps < 1:
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workload = make_workload(args)
     reps = args.reps or (1 if args.quick else 3)
-    quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0 if args.quick else 20)
+    quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0 if args.quick else 10)
     farm = farm_name(args.daemons)
     stop_on_sigterm()
     machine = machine_lines()

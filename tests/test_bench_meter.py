@@ -3,6 +3,8 @@ store's trees apart (bench/upstream.py's two CPU columns), on real child process
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,14 +16,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from metrics import Meter, process_tree  # noqa: E402
 
-# A process that spins for a few seconds (bounded: it stops by itself) beside a child
-# doing the same, so each tree has two processes and the Meter must walk it.
+# A process that spins beside a child doing the same, so each tree has two processes and
+# the Meter must walk it. Bounded (30 s), and stopped by PID after the test.
 SPIN = """
 import subprocess, sys, time
 child = None
 if sys.argv[1] == "parent":
     child = subprocess.Popen([sys.executable, "-c", sys.argv[2], "leaf", ""])
-end = time.monotonic() + 5
+end = time.monotonic() + 30
 while time.monotonic() < end:
     pass
 if child is not None:
@@ -34,17 +36,18 @@ def spinners() -> Iterator[list[subprocess.Popen[bytes]]]:
     processes = [subprocess.Popen([sys.executable, "-c", SPIN, "parent", SPIN]) for _ in range(3)]
     yield processes
     for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for pid in reversed(process_tree(process.pid)):  # the child first, then its parent
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait(timeout=20)
 
 
 def test_meter_counts_server_trees_and_upstream_apart(
     spinners: list[subprocess.Popen[bytes]],
 ) -> None:
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 15
     while any(len(process_tree(p.pid)) < 2 for p in spinners):  # each spinner has its child
         assert time.monotonic() < deadline, "the spinners' children did not start"
         time.sleep(0.05)

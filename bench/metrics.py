@@ -13,12 +13,17 @@ below it: twistd's workers, nginx's worker, moto's threads are in one process an
   for a tree of several processes it is an upper bound, since their peaks need not
   coincide.
 
+Upstream (``bench/upstream.py``: the Ceph daemons behind an s3proxy with the s3:
+backend, or the Ceph under test itself): CPU the same way, over their trees, reported
+apart from the server's.
+
 Client side: ``time.thread_time()`` of the event loop's thread, i.e. the load generator's
 own CPU (user + system), excluding the sampler thread.
 
-Everything else: the machine's busy time from ``/proc/stat`` less the server tree's and
-this whole process's CPU, i.e. what other processes took from the cores meanwhile. On a
-shared 2-core machine that is the first thing to look at when a number looks off.
+Everything else: the machine's busy time from ``/proc/stat`` less the server trees',
+the upstream's and this whole process's CPU, i.e. what other processes took from the
+cores meanwhile. On a shared 2-core machine that is the first thing to look at when a
+number looks off.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 SAMPLE_INTERVAL = 0.05
@@ -143,10 +149,10 @@ def tree_hwm(root: int) -> int:
 
 
 class TreeMonitor:
-    """CPU and peak RSS of a process tree over one phase (``start`` ... ``stop``)."""
+    """CPU and peak RSS of one or more process trees over one phase (``start`` ... ``stop``)."""
 
-    def __init__(self, root: int, interval: float = SAMPLE_INTERVAL) -> None:
-        self.root = root
+    def __init__(self, roots: Sequence[int], interval: float = SAMPLE_INTERVAL) -> None:
+        self.roots = tuple(roots)
         self.interval = interval
         self.peak_sampled = 0
         self.samples = 0
@@ -156,7 +162,7 @@ class TreeMonitor:
         self._hwm_valid = False
 
     def _sample(self) -> None:
-        self.peak_sampled = max(self.peak_sampled, tree_rss(self.root))
+        self.peak_sampled = max(self.peak_sampled, sum(tree_rss(r) for r in self.roots))
         self.samples += 1
 
     def _run(self) -> None:
@@ -164,21 +170,26 @@ class TreeMonitor:
             self._sample()
 
     def start(self) -> None:
-        self._hwm_valid = reset_hwm(self.root)
+        reset = [reset_hwm(r) for r in self.roots]  # every tree, even after one fails
+        self._hwm_valid = all(reset)
         self._sample()
-        self._cpu_start = tree_cpu_seconds(self.root)
+        self._cpu_start = forest_cpu_seconds(self.roots)
         self._thread.start()
 
     def stop(self) -> tuple[float, int]:
-        """(CPU seconds, peak RSS bytes) of the tree during the phase."""
-        cpu = tree_cpu_seconds(self.root) - self._cpu_start
+        """(CPU seconds, peak RSS bytes) of the trees during the phase."""
+        cpu = forest_cpu_seconds(self.roots) - self._cpu_start
         self._stop.set()
         self._thread.join()
         self._sample()
         peak = self.peak_sampled
         if self._hwm_valid:
-            peak = max(peak, tree_hwm(self.root))
+            peak = max(peak, sum(tree_hwm(r) for r in self.roots))
         return cpu, peak
+
+
+def forest_cpu_seconds(roots: Sequence[int]) -> float:
+    return sum(tree_cpu_seconds(r) for r in roots)
 
 
 @dataclass
@@ -193,29 +204,36 @@ class Sample:
     server_cpu: float | None = None
     server_rss: int | None = None
     other_cpu: float = 0.0
+    upstream_cpu: float | None = None
 
 
 class Meter:
-    """Brackets the timed part of a test: wall clock, the client's CPU, and the server
-    tree's CPU and peak RSS when its PID is known."""
+    """Brackets the timed part of a test: wall clock, the client's CPU, the server
+    trees' CPU and peak RSS when their PIDs are known (``server``: the process trees of
+    the server under test), and the CPU of the store behind it (``upstream``: a real S3
+    store the server forwards to, counted apart so it is not taken for other load)."""
 
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
+    def __init__(self, server: Sequence[int] = (), upstream: Sequence[int] = ()) -> None:
+        self.server = tuple(server)
+        self.upstream = tuple(upstream)
         self._monitor: TreeMonitor | None = None
         self._wall = 0.0
         self._client = 0.0
         self._process = 0.0
         self._busy = 0.0
+        self._upstream_start = 0.0
         self.seconds = 0.0
         self.client_cpu = 0.0
         self.other_cpu = 0.0
         self.server_cpu: float | None = None
         self.server_rss: int | None = None
+        self.upstream_cpu: float | None = None
 
     def start(self) -> None:
-        if self.pid is not None:
-            self._monitor = TreeMonitor(self.pid)
+        if self.server:
+            self._monitor = TreeMonitor(self.server)
             self._monitor.start()
+        self._upstream_start = forest_cpu_seconds(self.upstream)
         self._busy = machine_busy_seconds()
         self._process = time.process_time()
         self._client = time.thread_time()
@@ -228,7 +246,11 @@ class Meter:
         busy = machine_busy_seconds() - self._busy
         if self._monitor is not None:
             self.server_cpu, self.server_rss = self._monitor.stop()
-        self.other_cpu = max(0.0, busy - process - (self.server_cpu or 0.0))
+        if self.upstream:
+            self.upstream_cpu = forest_cpu_seconds(self.upstream) - self._upstream_start
+        self.other_cpu = max(
+            0.0, busy - process - (self.server_cpu or 0.0) - (self.upstream_cpu or 0.0)
+        )
 
     def sample(self, ops: int, nbytes: int, latencies: list[float]) -> Sample:
         return Sample(
@@ -240,6 +262,7 @@ class Meter:
             server_cpu=self.server_cpu,
             server_rss=self.server_rss,
             other_cpu=self.other_cpu,
+            upstream_cpu=self.upstream_cpu,
         )
 
 
@@ -277,6 +300,7 @@ class Summary:
     server_rss_mb: Spread | None
     client_cpu_pct: Spread
     other_cpu_pct: Spread
+    upstream_cpu_ms_per_op: Spread | None  # the S3 store behind the server, if measured
 
 
 MB = 1_000_000
@@ -305,4 +329,7 @@ def summarise(samples: list[Sample], unit: str) -> Summary:
         server_rss_mb=Spread.of([s.server_rss / MB for s in samples if s.server_rss is not None]),
         client_cpu_pct=client,
         other_cpu_pct=other,
+        upstream_cpu_ms_per_op=Spread.of(
+            [1000 * s.upstream_cpu / s.ops for s in samples if s.upstream_cpu is not None and s.ops]
+        ),
     )

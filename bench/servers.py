@@ -57,6 +57,14 @@ class Target:
     signer: SigV4Signer
     prefix: str = ""
     pid: int | None = None
+    # More processes that serve it (several daemons behind a proxy: the proxy is ``pid``),
+    # and the processes of the store it forwards to; their CPU is measured too.
+    more_pids: tuple[int, ...] = ()
+    upstream_pids: tuple[int, ...] = ()
+
+    @property
+    def server_pids(self) -> tuple[int, ...]:
+        return (() if self.pid is None else (self.pid,)) + self.more_pids
 
     @property
     def host_header(self) -> str:
@@ -297,6 +305,17 @@ class ManagedServer:
             self.process.wait(timeout=20)
 
 
+def credentials_toml(access_key: str, secret_key: str) -> str:
+    """The ``--credentials`` file of one user, so every request's signature is checked."""
+    return (
+        "[[users]]\n"
+        f'access_key = "{access_key}"\n'
+        f'secret_key = "{secret_key}"\n'
+        'user_id = "bench"\n'
+        'display_name = "bench"\n'
+    )
+
+
 @dataclass
 class S3ProxyServer(ManagedServer):
     fsync: bool = True
@@ -306,13 +325,7 @@ class S3ProxyServer(ManagedServer):
 
     def command(self) -> list[str]:
         credentials = self.workdir / "credentials.toml"
-        credentials.write_text(
-            "[[users]]\n"
-            f'access_key = "{self.access_key}"\n'
-            f'secret_key = "{self.secret_key}"\n'
-            'user_id = "bench"\n'
-            'display_name = "bench"\n'
-        )
+        credentials.write_text(credentials_toml(self.access_key, self.secret_key))
         args = [
             *twistd_command(),
             "-n",

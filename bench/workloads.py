@@ -123,6 +123,9 @@ class TargetBench:
         self.bucket = f"bench-{run_id}"
         self.list_bucket = f"bench-list-{run_id}"
         self._list_ready = False
+        # Leave the large object after its GET, to read it again (a cache hit after a
+        # miss, bench/upstream.py); ``delete_large`` then removes it.
+        self.keep_large = False
 
     # -- requests --
 
@@ -193,7 +196,8 @@ class TargetBench:
             "large_get": self.large_get,
             "multi_put": self.multi_put,
         }
-        return await asyncio.wait_for(tests[test](Meter(self.target.pid)), TEST_TIMEOUT)
+        meter = Meter(self.target.server_pids, self.target.upstream_pids)
+        return await asyncio.wait_for(tests[test](meter), TEST_TIMEOUT)
 
     async def small_put(self, meter: Meter) -> Sample:
         body = self.small_body
@@ -327,10 +331,18 @@ class TargetBench:
                     f"{self.target.name}: large GET: {check.received} bytes of {size}, "
                     f"first wrong byte at {check.mismatch_at}"
                 )
-            await self.delete(connection, self.bucket, "large/object")
+            if not self.keep_large:
+                await self.delete(connection, self.bucket, "large/object")
         finally:
             connection.close()
         return meter.sample(1, size, [meter.seconds])
+
+    async def delete_large(self) -> None:
+        connection = self.connection()
+        try:
+            await self.delete(connection, self.bucket, "large/object")
+        finally:
+            connection.close()
 
     async def multi_put(self, meter: Meter) -> Sample:
         count, size = self.workload.multi_count, self.workload.multi_size

@@ -140,6 +140,17 @@ class Options(usage.Options):
     optParameters += OBSERVABILITY_PARAMETERS
     # -- virtual-hosted-style requests --
     optParameters += [vhost.OPTION]
+    # -- filesystem backend: where object metadata lives --
+    optParameters += [
+        [
+            "fs-metadata",
+            None,
+            "auto",
+            "file: backend: where object metadata is kept: xattr (a user xattr on the "
+            "file), sidecar (files under <root>/.s3proxy/meta), or auto (xattrs where the "
+            "filesystem keeps them, else sidecar).",
+        ]
+    ]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
     def __init__(self) -> None:
@@ -236,6 +247,9 @@ class Options(usage.Options):
         check_observability_options(self)
         # -- virtual-hosted-style requests --
         self["virtual-host"] = vhost.check_option(self["virtual-host"])
+        # -- filesystem backend: where object metadata lives --
+        if self["fs-metadata"] not in ("auto", "xattr", "sidecar"):
+            raise usage.UsageError("--fs-metadata must be auto, xattr or sidecar")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -308,7 +322,8 @@ def make_storage(
         return s3_options.make_s3_storage(backend, options or {}, reactor)
     root = backend[len("file:") :]
     os.makedirs(root, exist_ok=True)
-    return FilesystemStorage(root, reactor, pool, fsync=fsync)
+    metadata = (options or {}).get("fs-metadata") or "auto"
+    return FilesystemStorage(root, reactor, pool, metadata=metadata, fsync=fsync)
 
 
 class ExpiryTask:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from s3proxy.model import ObjectAttributes
@@ -150,13 +151,19 @@ class XattrMetadata(MetadataStore):
 
 class SidecarMetadata(MetadataStore):
     """Metadata in ``<root>/.s3proxy/meta/<bucket>/<hh>/<sha256(key)>``: flat and
-    hashed, so no key can collide with another's record or escape the tree."""
+    hashed, so no key can collide with another's record or escape the tree.
+
+    A record is written to a temporary file (``temp_path()`` names it) and renamed
+    over the old one; with ``fsync`` the file is synced before the rename and its
+    directory after it (and the parent of any directory created for it), so the
+    record is on stable storage when ``save`` returns."""
 
     name = "sidecar"
 
-    def __init__(self, meta_root: str, tmp_dir: str) -> None:
+    def __init__(self, meta_root: str, temp_path: Callable[[str], str], fsync: bool) -> None:
         self._root = meta_root
-        self._tmp = tmp_dir
+        self._temp_path = temp_path
+        self._fsync = fsync
 
     def _path(self, bucket: str, key: str) -> str:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -171,9 +178,25 @@ class SidecarMetadata(MetadataStore):
 
     def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
         target = self._path(bucket, key)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        temp = os.path.join(self._tmp, f"{uuid.uuid4().hex}.meta")
-        replace_with(temp, target, record.to_bytes(key))
+        directory = os.path.dirname(target)
+        self._make_dirs(directory)
+        replace_with(self._temp_path("meta"), target, record.to_bytes(key), self._fsync)
+        if self._fsync:
+            sync_dir(directory)
+
+    def _make_dirs(self, directory: str) -> None:
+        """``<bucket>/<hh>`` below the meta root; a directory created here is made
+        durable in its parent (else a crash could lose every record in it)."""
+        if os.path.isdir(directory):
+            return
+        bucket_dir = os.path.dirname(directory)
+        for path in (bucket_dir, directory):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            if self._fsync:
+                sync_dir(os.path.dirname(path))
 
     def remove(self, bucket: str, key: str, target: str | int) -> None:
         try:
@@ -205,12 +228,16 @@ class SidecarMetadata(MetadataStore):
         shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)
 
 
-def replace_with(temp: str, target: str, data: bytes) -> None:
+def replace_with(temp: str, target: str, data: bytes, fsync: bool = False) -> None:
     """Replace ``target`` by a file holding ``data``, written to ``temp`` first (so
-    readers never see half of it). On any failure (a full disk) ``temp`` is removed."""
+    readers never see half of it) and, with ``fsync``, synced before the rename (the
+    caller syncs the directory). On any failure (a full disk) ``temp`` is removed."""
     try:
         with open(temp, "xb") as f:
             f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(temp, target)
     except BaseException:
         try:
@@ -218,6 +245,15 @@ def replace_with(temp: str, target: str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def sync_dir(path: str) -> None:
+    """fsync a directory: the entries added, renamed or removed in it are durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def xattrs_work(probe_dir: str) -> bool:

@@ -167,11 +167,16 @@ class FilesystemUploads:
         os.makedirs(directory)
         record = {"key": key, "initiated": upload.initiated, "attributes": attributes.to_json()}
         self._write_json(os.path.join(directory, "upload.json"), record)
+        # The record, the upload's directory, and that directory's (maybe new) parent.
+        for path in (directory, os.path.dirname(directory), self._root):
+            self._storage._sync_dir(path)
         return upload
 
     def _write_json(self, path: str, record: dict[str, object]) -> None:
-        # A FileNotFoundError (the upload directory is gone) reaches the caller.
-        replace_with(self._storage._temp_path(), path, json.dumps(record).encode())
+        """Write a record by rename (a FileNotFoundError, the upload directory gone,
+        reaches the caller); durable once the caller syncs its directory."""
+        data = json.dumps(record).encode()
+        replace_with(self._storage._temp_path(), path, data, self._storage._fsync)
 
     def check(self, bucket: str, key: str, upload_id: str) -> None:
         self._load(bucket, key, upload_id)
@@ -208,6 +213,7 @@ class FilesystemUploads:
                 },
             )
             os.rename(temp, target)
+            self._storage._sync_dir(directory)
         except BaseException as e:
             try:
                 os.unlink(temp)
@@ -329,9 +335,7 @@ class FilesystemUploads:
                 for part in chosen:
                     with open(os.path.join(claimed, _part_name(part.number)), "rb") as src:
                         _copy_range(src.fileno(), out.fileno(), part.size)
-                out.flush()
-                if self._storage._fsync:
-                    os.fsync(out.fileno())
+            # _commit_temp fsyncs it, with its metadata.
             info = self._storage._commit_temp(
                 temp,
                 bucket,

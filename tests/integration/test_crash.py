@@ -24,6 +24,7 @@ from tests.integration.daemon import Daemon
 
 KiB, MiB = 1024, 1024 * 1024
 MIN_PART = 256 * KiB
+PARTS = 32  # of 1 MiB: a completion long enough to be caught in the act
 BUCKET = "crash"
 MODES = [
     pytest.param(("xattr", 1), id="xattr"),
@@ -143,7 +144,7 @@ def test_kill_mid_uploads_and_part_uploads(cluster: Cluster) -> None:
     release = threading.Event()
     small = [Upload(f"small-{i}", body(rng, rng.choice([0, 1, 4 * KiB, 300 * KiB]) + i))
              for i in range(38)]  # fmt: skip
-    big = [Upload(f"big-{i}", body(rng, 3 * MiB + rng.randrange(2 * MiB))) for i in range(6)]
+    big = [Upload(f"big-{i}", body(rng, 3 * MiB + rng.randrange(MiB))) for i in range(6)]
     stalled = [Upload(f"old-{i}", body(rng, 2 * MiB + i), hold=release) for i in range(6)]
     parts = [
         Upload(
@@ -224,7 +225,7 @@ def test_kill_mid_completion(cluster: Cluster) -> None:
         port = cluster.daemon.port
         upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="big")["UploadId"]
         parts = [Upload("big", body(rng, MiB), query=f"?partNumber={n}&uploadId={upload_id}")
-                 for n in range(1, 41)]  # fmt: skip
+                 for n in range(1, PARTS + 1)]  # fmt: skip
         for thread in crashload.start(port, BUCKET, parts):
             thread.join(60)
         assert all(p.acknowledged for p in parts)
@@ -273,12 +274,40 @@ def test_kill_mid_completion(cluster: Cluster) -> None:
     assert crashload.list_parts(port, BUCKET, "big", upload_id) == {
         n: (len(p.body), md5_hex(p.body)) for n, p in enumerate(parts, 1)
     }
-    last = Upload("big", body(rng, 10 * KiB), query=f"?partNumber=41&uploadId={upload_id}")
+    last = Upload("big", body(rng, 10 * KiB), query=f"?partNumber={PARTS + 1}&uploadId={upload_id}")
     crashload.send(port, BUCKET, last)
     assert last.acknowledged
-    etags[41] = last.etag
+    etags[PARTS + 1] = last.etag
     result = crashload.complete(port, BUCKET, "big", upload_id, sorted(etags), etags)
     assert crashload.completed(result), result
     assert s3.get_object(Bucket=BUCKET, Key="big")["Body"].read() == whole + last.body
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     crashload.wait_until(lambda: cluster.temporary_files() == [], 10, 0.05)
+
+
+def test_a_second_daemon_on_the_root_leaves_uploads_in_progress_alone(tmp_path: Path) -> None:
+    """Starting another daemon on a root sweeps only dead processes' temporary files:
+    an upload stalled mid-body in the first daemon survives it and completes."""
+    root = tmp_path / "data"
+    first = Daemon(backend=f"file:{root}", workdir=tmp_path).start()
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = Daemon(backend=f"file:{root}", workdir=second_dir)
+    try:
+        boto3_client(first.endpoint).create_bucket(Bucket=BUCKET)
+        release = threading.Event()
+        stalled = Upload("stalled", os.urandom(2 * MiB), hold=release)
+        (thread,) = crashload.start(first.port, BUCKET, [stalled])
+        crashload.wait_until(lambda: stalled.holding)
+        crashload.wait_until(lambda: crashload.open_temp_files(first.pid, root) != [])
+        temporary = crashload.open_temp_files(first.pid, root)
+        second.start()
+        assert all(os.path.exists(path) for path in temporary)
+        release.set()
+        thread.join(60)
+        assert stalled.acknowledged
+        got = boto3_client(second.endpoint).get_object(Bucket=BUCKET, Key="stalled")
+        assert got["Body"].read() == stalled.body
+    finally:
+        second.stop()
+        first.stop()

@@ -674,6 +674,7 @@ class FilesystemStorage:
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                 raise BucketNotEmpty(BucketName=bucket) from None
             raise
+        self._sync_dir(self.root)
         self.metadata.remove_bucket(bucket)
         self.uploads.remove_bucket(bucket)  # S3 drops a deleted bucket's uploads
         try:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 COPY_CHUNK = 1024 * 1024
 _CLAIMED = ".completing"
+_ABORTING = ".aborting-"
 
 
 def _part_name(number: int) -> str:
@@ -87,11 +88,15 @@ class FilesystemUploads:
     def _release_stale_claims(self) -> None:
         """A completion cut short by a crash leaves its claim; give the upload back.
         A live completion (another daemon on this root) holds a lock on its record,
-        which ends with its process: those are left alone."""
+        which ends with its process: those are left alone. An abort cut short leaves
+        its renamed directory, which no one uses any more: remove it."""
         for bucket in os.scandir(self._root):
             if not bucket.is_dir(follow_symlinks=False):
                 continue
             for entry in os.scandir(bucket.path):
+                if _ABORTING in entry.name:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    continue
                 if not entry.name.endswith(_CLAIMED):
                     continue
                 try:
@@ -353,6 +358,9 @@ class FilesystemUploads:
             os.rename(claimed, directory)  # the upload can be completed again
             raise
         shutil.rmtree(claimed, ignore_errors=True)
+        # Else a crash could bring the claim back, and the start-up would release it:
+        # a completed upload listed again.
+        self._storage._sync_dir(os.path.dirname(claimed))
         return info
 
     def abort(self, bucket: str, key: str, upload_id: str) -> None:
@@ -360,13 +368,14 @@ class FilesystemUploads:
         self._remove(directory, upload_id)
 
     def _remove(self, directory: str, upload_id: str) -> None:
-        doomed = f"{directory}.aborting-{uuid.uuid4().hex}"
+        doomed = f"{directory}{_ABORTING}{uuid.uuid4().hex}"
         try:
             os.rename(directory, doomed)
         except OSError as e:
             if s3_error_for(e) is not None:
                 raise  # a read-only or forbidding file system, not a lost race
             raise NoSuchUpload(UploadId=upload_id) from None
+        self._storage._sync_dir(os.path.dirname(doomed))  # gone for good, even after a crash
         shutil.rmtree(doomed, ignore_errors=True)
 
     def _uploads(self, bucket: str) -> list[UploadInfo]:

@@ -212,6 +212,10 @@ async def exercise(fs: FilesystemStorage, recorder: Recorder) -> dict[str, list[
     recorder.start()
     await fs.delete_object(BUCKET, "copy")
     seen["delete"] = recorder.fired()
+    doomed = await fs.create_multipart_upload(BUCKET, "ab", ObjectAttributes())
+    recorder.start()
+    await fs.abort_multipart_upload(BUCKET, "ab", doomed.upload_id)
+    seen["abort"] = recorder.fired()
     return seen
 
 
@@ -261,14 +265,23 @@ async def test_fsync_orders_data_rename_directory(
                 e.op == "fsync" and e.path == str(upload_dir) for e in events[moved:fired]
             ), name
 
-    # CompleteMultipartUpload, CopyObject: like a PUT.
-    assert_committed(seen["complete"], bucket / "mp", fs)
+    # CompleteMultipartUpload, CopyObject: like a PUT. A completed upload is gone
+    # durably (else a crash could bring it back).
+    events = seen["complete"]
+    assert_committed(events, bucket / "mp", fs)
+    moved = index(events, renamed_to(str(bucket / "mp")), "rename")
+    assert any(e.op == "fsync" and e.path == str(upload_dirs) for e in events[moved:-1])
     assert_committed(seen["copy"], bucket / "copy", fs)
 
     # DeleteObject: the directory entry's removal is durable before the Deferred fires.
     events = seen["delete"]
     gone = index(events, lambda e: e.op == "unlink" and e.path == str(bucket / "copy"), "unlink")
     assert any(e.op == "fsync" and e.path == str(bucket) for e in events[gone:-1]), events
+
+    # AbortMultipartUpload: the upload's removal is durable before the Deferred fires.
+    events = seen["abort"]
+    doomed = index(events, lambda e: e.op == "rename" and ".aborting-" in e.path, "rename")
+    assert any(e.op == "fsync" and e.path == str(upload_dirs) for e in events[doomed:-1])
 
     # And the data is what was written.
     assert (bucket / "mp").read_bytes() == BODY + BODY

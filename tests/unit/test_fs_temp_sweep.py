@@ -183,3 +183,19 @@ async def test_an_upload_in_progress_survives_another_storage_starting(
     assert info.size == len(body)
     assert (root / "bkt" / "key").read_bytes() == body
     assert list(tmp.iterdir()) == []
+
+
+def test_an_abort_cut_short_is_finished_at_start_up(root: Path, pool: ThreadPool) -> None:
+    """An abort renames the upload away, then removes it; a crash in between leaves
+    the renamed directory, which the next start-up removes (uploads stay)."""
+    storage(root, pool)
+    uploads = root / INTERNAL_DIR / "uploads" / "bkt"
+    doomed = uploads / "0123abcd.aborting-5e1f"
+    doomed.mkdir(parents=True)
+    (doomed / "00001").write_bytes(b"part of an aborted upload")
+    kept = uploads / "4567ef01"
+    kept.mkdir()
+    (kept / "upload.json").write_text("{}")
+    storage(root, pool)
+    assert sorted(os.listdir(uploads)) == ["4567ef01"]
+    assert (kept / "upload.json").read_text() == "{}"

@@ -15,6 +15,8 @@ process ends, however it ends (kill -9 included), so at start-up:
 No clock and no pid is trusted (pids are reused; a slow upload can leave a file
 untouched for minutes). A file named without an owner (an older s3proxy's) has no
 live owner by this rule and is removed, as older versions did at every start-up.
+(On NFS, Linux emulates flock with POSIX locks, which are per process: there the
+rule holds between processes, not between two storages in one process.)
 """
 
 from __future__ import annotations

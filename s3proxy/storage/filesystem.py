@@ -393,11 +393,9 @@ class FilesystemStorage:
         internal = os.path.join(self.root, INTERNAL_DIR)
         self._bucket_records = os.path.join(internal, "buckets")
         os.makedirs(self._bucket_records, exist_ok=True)
-        # Our temporary files, under a lock that tells other processes we live; the
-        # sweep removes only the files of processes that died (see fstemp).
-        self.temporary = TemporaryFiles(
-            os.path.join(internal, "tmp"), os.path.join(internal, "owners")
-        )
+        # Each temporary file is locked while in use: the sweep removes only those of
+        # processes that died, never another live process's (see fstemp).
+        self.temporary = TemporaryFiles(os.path.join(internal, "tmp"))
         self._tmp_dir = self.temporary.tmp_dir
         self.temporary.sweep()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
@@ -421,11 +419,11 @@ class FilesystemStorage:
             # mode ever made the meta tree.
             self.log.warn("{root} is read-only: only reads will succeed", root=self.root)
             if mode == "sidecar" or (mode == "auto" and os.path.isdir(meta_root)):
-                return SidecarMetadata(meta_root, self.temporary.path, self._fsync)
+                return SidecarMetadata(meta_root, self._create_meta_temp, self._fsync)
             return XattrMetadata()
         if mode in ("auto", "xattr"):
-            # Probed in the owners' directory, which no sweep of tmp/ can empty under us.
-            if xattrs_work(self.temporary.owners_dir):
+            # Probed beside tmp/, where no other process's sweep can remove the probe.
+            if xattrs_work(os.path.dirname(self._tmp_dir)):
                 return XattrMetadata()
             if mode == "xattr":
                 raise RuntimeError(f"{self.root} does not keep user xattrs (metadata=xattr)")
@@ -433,7 +431,7 @@ class FilesystemStorage:
                 "{root} does not keep user xattrs: metadata goes to a sidecar tree",
                 root=self.root,
             )
-        store = SidecarMetadata(meta_root, self.temporary.path, self._fsync)
+        store = SidecarMetadata(meta_root, self._create_meta_temp, self._fsync)
         try:
             os.makedirs(meta_root, exist_ok=True)
             store.save("probe", "probe", "", MetaRecord("0", 0, 0, ObjectAttributes()))
@@ -469,8 +467,13 @@ class FilesystemStorage:
                 return Failure(error)
         return failure
 
-    def _temp_path(self) -> str:
-        return self.temporary.path()
+    def _create_temp(self) -> tuple[str, BinaryIO]:
+        """A new temporary file, locked while open: close it only once it is renamed
+        into place or removed (see fstemp)."""
+        return self.temporary.create()
+
+    def _create_meta_temp(self) -> tuple[str, BinaryIO]:
+        return self.temporary.create("meta")
 
     def _bucket_path(self, bucket: str) -> str:
         if not is_valid_bucket_name(bucket):
@@ -593,7 +596,7 @@ class FilesystemStorage:
         record = {"created": created, "acl": acl.to_json() if acl else None}
         record["config"] = dict(config if config is not None else self._bucket_config(bucket))
         target = os.path.join(self._bucket_records, bucket)
-        replace_with(self._temp_path(), target, json.dumps(record).encode(), self._fsync)
+        replace_with(self._create_temp, target, json.dumps(record).encode(), self._fsync)
         self._sync_dir(self._bucket_records)
 
     def _bucket_config(self, bucket: str) -> dict[str, str]:
@@ -857,8 +860,7 @@ class FilesystemStorage:
 
     def _prepare_write(self, bucket: str) -> tuple[str, BinaryIO]:
         self._check_bucket(bucket)
-        temp = self._temp_path()
-        return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+        return self._create_temp()  # the writer closes it
 
     def _check_bucket(self, bucket: str) -> None:
         os.close(self._open_bucket(bucket))
@@ -919,11 +921,11 @@ class FilesystemStorage:
             os.fsync(fd)
 
     def _seal(self, file: BinaryIO) -> None:
-        """Runs on the pool: flush, fsync (unless disabled) and close a written file."""
+        """Runs on the pool: flush and fsync (unless disabled) a written file. (It stays
+        open, so locked, until renamed: see fstemp.)"""
         file.flush()
         if self._fsync:
             os.fsync(file.fileno())
-        file.close()
 
     def _commit_temp(
         self,
@@ -945,7 +947,7 @@ class FilesystemStorage:
         made durable by its own save before the rename."""
         if file is None:
             file = open(temp, "rb")  # noqa: SIM115 - closed below
-        try:
+        with file:  # closed (unlocked) only once renamed: see fstemp
             file.flush()
             st = os.fstat(file.fileno())
             if path.marker and st.st_size:
@@ -960,8 +962,14 @@ class FilesystemStorage:
                     self.metadata.save(bucket, path.key, file.fileno(), record)
                 if self._fsync:
                     os.fsync(file.fileno())
-        finally:
-            file.close()
+            self._place(temp, bucket, path, record, create_only)
+        size = 0 if path.marker else st.st_size
+        return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
+
+    def _place(
+        self, temp: str, bucket: str, path: KeyPath, record: MetaRecord, create_only: bool
+    ) -> None:
+        """Rename (or link) the temporary file to the key, then sync the directory."""
         for attempt in (1, 2, 3):
             try:
                 parent = self._open_parent(bucket, path, create=True)
@@ -981,8 +989,6 @@ class FilesystemStorage:
                 os.close(self._open_bucket(bucket))
                 if attempt == 3:
                     raise
-        size = 0 if path.marker else st.st_size
-        return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
 
     def _commit_file(
         self,
@@ -1221,23 +1227,26 @@ class FilesystemStorage:
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         return self._run(self._delete_object, bucket, key)
 
-    def _copy_to_temp(self, bucket: str, key: str, temp: str) -> tuple[ObjectInfo, str]:
+    def _copy_to_temp(self, bucket: str, key: str) -> tuple[ObjectInfo, str, str, BinaryIO]:
+        """The source's info, and a temporary file (still open) holding a copy of it
+        with the copy's MD5. _commit_temp fsyncs it, with its metadata."""
         info, fd = self._stat_object(bucket, key)
         md5 = hashlib.md5()
+        temp, out = "", None
         try:
-            with open(temp, "xb") as out:
-                if fd is not None:
-                    while chunk := os.read(fd, COPY_CHUNK):
-                        md5.update(chunk)
-                        out.write(chunk)
-            # _commit_temp fsyncs it, with its metadata.
+            temp, out = self._create_temp()
+            if fd is not None:
+                while chunk := os.read(fd, COPY_CHUNK):
+                    md5.update(chunk)
+                    out.write(chunk)
         except BaseException:
-            _discard(None, temp)
+            if temp:
+                _discard(out, temp)
             raise
         finally:
             if fd is not None:
                 os.close(fd)
-        return info, md5.hexdigest()
+        return info, md5.hexdigest(), temp, out
 
     def _copy_object(
         self,
@@ -1249,12 +1258,13 @@ class FilesystemStorage:
     ) -> ObjectInfo:
         path = KeyPath(dst_key)
         os.close(self._open_bucket(dst_bucket))
-        temp = self._temp_path()
-        info, etag = self._copy_to_temp(src_bucket, src_key, temp)
+        info, etag, temp, out = self._copy_to_temp(src_bucket, src_key)
         try:
-            return self._commit_temp(temp, dst_bucket, path, attributes or info.attributes, etag)
+            return self._commit_temp(
+                temp, dst_bucket, path, attributes or info.attributes, etag, file=out
+            )
         except BaseException:
-            _discard(None, temp)
+            _discard(out, temp)
             raise
 
     def copy_object(

@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from s3proxy.model import ObjectAttributes
 
@@ -153,16 +154,18 @@ class SidecarMetadata(MetadataStore):
     """Metadata in ``<root>/.s3proxy/meta/<bucket>/<hh>/<sha256(key)>``: flat and
     hashed, so no key can collide with another's record or escape the tree.
 
-    A record is written to a temporary file (``temp_path()`` names it) and renamed
-    over the old one; with ``fsync`` the file is synced before the rename and its
+    A record is written to a temporary file (``create()`` makes it, see fstemp) and
+    renamed over the old one; with ``fsync`` the file is synced before the rename and its
     directory after it (and the parent of any directory created for it), so the
     record is on stable storage when ``save`` returns."""
 
     name = "sidecar"
 
-    def __init__(self, meta_root: str, temp_path: Callable[[str], str], fsync: bool) -> None:
+    def __init__(
+        self, meta_root: str, create: Callable[[], tuple[str, BinaryIO]], fsync: bool
+    ) -> None:
         self._root = meta_root
-        self._temp_path = temp_path
+        self._create = create
         self._fsync = fsync
 
     def _path(self, bucket: str, key: str) -> str:
@@ -180,7 +183,7 @@ class SidecarMetadata(MetadataStore):
         target = self._path(bucket, key)
         directory = os.path.dirname(target)
         self._make_dirs(directory)
-        replace_with(self._temp_path("meta"), target, record.to_bytes(key), self._fsync)
+        replace_with(self._create, target, record.to_bytes(key), self._fsync)
         if self._fsync:
             sync_dir(directory)
 
@@ -228,17 +231,21 @@ class SidecarMetadata(MetadataStore):
         shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)
 
 
-def replace_with(temp: str, target: str, data: bytes, fsync: bool = False) -> None:
-    """Replace ``target`` by a file holding ``data``, written to ``temp`` first (so
-    readers never see half of it) and, with ``fsync``, synced before the rename (the
-    caller syncs the directory). On any failure (a full disk) ``temp`` is removed."""
+def replace_with(
+    create: Callable[[], tuple[str, BinaryIO]], target: str, data: bytes, fsync: bool = False
+) -> None:
+    """Replace ``target`` by a file holding ``data``, written to a temporary file from
+    ``create`` first (so readers never see half of it) and, with ``fsync``, synced
+    before the rename (the caller syncs the directory). The file is renamed while still
+    open (see fstemp). On any failure (a full disk) the temporary file is removed."""
+    temp, f = create()
     try:
-        with open(temp, "xb") as f:
+        with f:
             f.write(data)
+            f.flush()
             if fsync:
-                f.flush()
                 os.fsync(f.fileno())
-        os.replace(temp, target)
+            os.replace(temp, target)
     except BaseException:
         try:
             os.unlink(temp)

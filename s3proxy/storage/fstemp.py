@@ -3,152 +3,93 @@ process left behind.
 
 Several processes may write into one ``<root>/.s3proxy/tmp`` at once (``--workers``,
 or several daemons sharing a root), so the sweep must tell a dead writer's file from a
-live one's. Each storage claims an *owner* id and holds ``flock`` on
-``<root>/.s3proxy/owners/<owner>.lock`` for its whole life; every temporary file it
-makes is named ``<owner>.<random>.<suffix>``. The kernel drops the lock when the
-process ends, however it ends (kill -9 included), so at start-up:
+live one's. Every temporary file is held under ``flock`` by its writer from its
+creation until it has been renamed into place or removed; the kernel drops the lock
+when the writer's process ends, however it ends (kill -9 included). So the sweep
+removes exactly the files whose lock it can take: no clock and no pid is trusted (pids
+are reused; a slow upload can leave its file untouched for minutes), and no descriptor
+stays open while nothing is being written. A file of an older s3proxy (never locked)
+is removed, as older versions removed every file at start-up.
 
-- a file whose owner's lock can be taken (or has no lock file: an owner creates its
-  lock before any file) belongs to a dead process and is removed;
-- a file whose owner's lock is held belongs to a live process and is left alone.
+Creation races a sweep: a file just created is not locked yet, so a sweeper may take
+it and remove it. The writer then finds, once it holds the lock, that the name no
+longer leads to its file, and starts again with a new name.
 
-No clock and no pid is trusted (pids are reused; a slow upload can leave a file
-untouched for minutes). A file named without an owner (an older s3proxy's) has no
-live owner by this rule and is removed, as older versions did at every start-up.
-(On NFS, Linux emulates flock with POSIX locks, which are per process: there the
-rule holds between processes, not between two storages in one process.)
+(On NFS, Linux emulates flock with POSIX locks, which are per process: there the rule
+holds between processes, not between two storages in one process.)
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import secrets
-import threading
 import uuid
-import weakref
+from typing import BinaryIO
 
 from twisted.logger import Logger
 
-_SEP = "."
-_LOCK = ".lock"
-
 
 class TemporaryFiles:
-    """Names temporary files for one storage (one owner) and sweeps dead owners'."""
-
     log = Logger()
 
-    def __init__(self, tmp_dir: str, owners_dir: str) -> None:
+    def __init__(self, tmp_dir: str) -> None:
         self.tmp_dir = tmp_dir
-        self.owners_dir = owners_dir
-        self._claiming = threading.Lock()
-        self._claimed = False
-        self.owner = ""
         try:
-            self._claim()
+            os.makedirs(tmp_dir, exist_ok=True)
         except OSError as e:
-            # A read-only or full root: the daemon still starts and serves reads. No
-            # file can be made now; the claim is tried again before the first one.
-            self.log.warn("cannot claim temporary files under {dir}: {e}", dir=tmp_dir, e=e)
-            self.owner = f"{os.getpid()}-unclaimed-{secrets.token_hex(4)}"
+            # A read-only root: the daemon still starts and serves reads.
+            self.log.warn("cannot make {dir}: {e}", dir=tmp_dir, e=e)
 
-    def _lock_path(self, owner: str) -> str:
-        return os.path.join(self.owners_dir, owner + _LOCK)
-
-    def _claim(self) -> None:
-        """Take a fresh owner id with its lock held. A sweeper may take a lock file
-        between its creation and our flock (it then looks dead) and remove it: the
-        inode check sees that, and we start again with a new id. The lock lasts as long
-        as this object (a daemon: its whole life); its file is left behind on exit,
-        and the next start-up sweep removes it."""
-        os.makedirs(self.tmp_dir, exist_ok=True)
-        os.makedirs(self.owners_dir, exist_ok=True)
+    def create(self, suffix: str = "part") -> tuple[str, BinaryIO]:
+        """A new temporary file, open for writing and locked until it is closed: keep
+        it open until it is renamed into place or removed."""
         while True:
-            owner = f"{os.getpid()}-{secrets.token_hex(4)}"
-            path = self._lock_path(owner)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = os.path.join(self.tmp_dir, f"{uuid.uuid4().hex}.{suffix}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             try:
-                ours = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                ours = False
+                fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweeper holds it
+                try:
+                    ours = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    ours = False  # a sweeper took it for a dead writer's
+            except BaseException:
+                os.close(fd)
+                raise
             if ours:
-                weakref.finalize(self, os.close, fd)
-                self.owner = owner
-                self._claimed = True
-                return
+                return path, os.fdopen(fd, "wb")
             os.close(fd)
 
-    def path(self, suffix: str = "part") -> str:
-        """A new temporary file's path (the file is not created)."""
-        if not self._claimed:
-            with self._claiming:
-                if not self._claimed:
-                    try:
-                        self._claim()
-                    except OSError:
-                        pass  # still refused: so will the file be
-        return os.path.join(self.tmp_dir, f"{self.owner}{_SEP}{uuid.uuid4().hex}.{suffix}")
-
     def sweep(self) -> int:
-        """Remove the temporary files and lock files of dead owners; the count of
-        temporary files removed."""
-        dead: dict[str, int | None] = {}  # owner -> its lock, held while we sweep
-        alive: set[str] = set()
+        """Remove every temporary file no live process holds; how many were removed."""
         removed = 0
-        if not os.path.isdir(self.tmp_dir) or not os.path.isdir(self.owners_dir):
-            return 0  # never made (a read-only root): nothing to sweep
         try:
-            for entry in os.scandir(self.tmp_dir):
-                if not entry.is_file(follow_symlinks=False):
-                    continue
-                owner = entry.name.split(_SEP, 1)[0]
-                if owner == self.owner or owner in alive:
-                    continue
-                if owner not in dead and not self._judge(owner, dead, alive):
-                    continue
-                try:
-                    os.unlink(entry.path)
-                    removed += 1
-                except OSError:
-                    pass
-            for entry in os.scandir(self.owners_dir):
-                owner = entry.name.removesuffix(_LOCK)
-                if not entry.name.endswith(_LOCK) or owner == self.owner or owner in alive:
-                    continue
-                if owner not in dead and not self._judge(owner, dead, alive):
-                    continue
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-        finally:
-            for fd in dead.values():
-                if fd is not None:
-                    os.close(fd)
+            entries = list(os.scandir(self.tmp_dir))
+        except OSError:
+            return 0  # never made (a read-only root): nothing to sweep
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and self._remove_if_unheld(entry.path):
+                removed += 1
         if removed:
             self.log.info(
                 "removed {count} temporary files left by processes that ended", count=removed
             )
         return removed
 
-    def _judge(self, owner: str, dead: dict[str, int | None], alive: set[str]) -> bool:
-        """Whether ``owner`` is dead, noted in ``dead`` (with its lock, now held by
-        us, if it has a lock file) or in ``alive``."""
+    @staticmethod
+    def _remove_if_unheld(path: str) -> bool:
         try:
-            fd = os.open(self._lock_path(owner), os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            dead[owner] = None  # an owner creates its lock before any file
-            return True
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError:
-            alive.add(owner)  # unreadable: not ours to judge
-            return False
+            return False  # gone already, or not ours to judge
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            alive.add(owner)
+            return False  # a live writer holds it
+        try:
+            os.unlink(path)  # (under our lock: no writer can take it meanwhile)
+            return True
+        except OSError:
             return False
-        dead[owner] = fd
-        return True
+        finally:
+            os.close(fd)

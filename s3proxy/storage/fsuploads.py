@@ -181,19 +181,18 @@ class FilesystemUploads:
         """Write a record by rename (a FileNotFoundError, the upload directory gone,
         reaches the caller); durable once the caller syncs its directory."""
         data = json.dumps(record).encode()
-        replace_with(self._storage._temp_path(), path, data, self._storage._fsync)
+        replace_with(self._storage._create_temp, path, data, self._storage._fsync)
 
     def check(self, bucket: str, key: str, upload_id: str) -> None:
         self._load(bucket, key, upload_id)
 
     def prepare_part(self, bucket: str, key: str, upload_id: str) -> tuple[str, BinaryIO]:
         self._load(bucket, key, upload_id)
-        temp = self._storage._temp_path()
-        return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+        return self._storage._create_temp()  # the writer closes it
 
     def commit_part(
         self,
-        file: BinaryIO | None,
+        file: BinaryIO,
         temp: str,
         bucket: str,
         upload_id: str,
@@ -201,11 +200,24 @@ class FilesystemUploads:
         etag: str,
         checksums: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        """Runs on the pool: the record first, then the data, each by one rename."""
-        if file is not None:
-            self._storage._seal(file)
+        """Runs on the pool: the record first, then the data, each by one rename (the
+        file is closed, so unlocked, only after its rename: see fstemp)."""
+        with file:
+            return self._commit_part(file, temp, bucket, upload_id, number, etag, checksums)
+
+    def _commit_part(
+        self,
+        file: BinaryIO,
+        temp: str,
+        bucket: str,
+        upload_id: str,
+        number: int,
+        etag: str,
+        checksums: dict[str, str] | None,
+    ) -> ObjectInfo:
+        self._storage._seal(file)
         directory = self._dir(bucket, upload_id)
-        st = os.stat(temp)
+        st = os.fstat(file.fileno())
         target = os.path.join(directory, _part_name(number))
         try:
             self._write_json(
@@ -244,31 +256,32 @@ class FilesystemUploads:
         first, length = (
             (0, info.size) if byte_range is None else (byte_range.first, byte_range.length)
         )
-        temp = self._storage._temp_path()
         md5 = hashlib.md5()
+        temp, out = "", None
         try:
-            with open(temp, "xb") as out:
-                position, end = first, first + length
-                while fd is not None and position < end:
-                    chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
-                    if not chunk:
-                        break
-                    md5.update(chunk)
-                    out.write(chunk)
-                    position += len(chunk)
-                out.flush()
-                if self._storage._fsync:
-                    os.fsync(out.fileno())
+            temp, out = self._storage._create_temp()
+            position, end = first, first + length
+            while fd is not None and position < end:
+                chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                out.write(chunk)
+                position += len(chunk)
         except BaseException:
+            if out is not None:
+                out.close()
             try:
-                os.unlink(temp)
+                if temp:
+                    os.unlink(temp)
             except FileNotFoundError:
                 pass  # open() itself failed
             raise
         finally:
             if fd is not None:
                 os.close(fd)
-        done = self.commit_part(None, temp, bucket, upload_id, number, md5.hexdigest())
+        assert out is not None
+        done = self.commit_part(out, temp, bucket, upload_id, number, md5.hexdigest())
         return PartInfo(number, done.size, done.etag, done.last_modified)
 
     def list_parts(
@@ -332,15 +345,15 @@ class FilesystemUploads:
     ) -> ObjectInfo:
         from s3proxy.storage.filesystem import KeyPath
 
-        temp = self._storage._temp_path()
+        temp, out = "", None
         try:
             # Parts may have been replaced between the check and the claim: check again.
             chosen = select_parts(requested, self._parts(claimed), min_part_size)
-            with open(temp, "xb") as out:
-                for part in chosen:
-                    with open(os.path.join(claimed, _part_name(part.number)), "rb") as src:
-                        _copy_range(src.fileno(), out.fileno(), part.size)
-            # _commit_temp fsyncs it, with its metadata.
+            temp, out = self._storage._create_temp()
+            for part in chosen:
+                with open(os.path.join(claimed, _part_name(part.number)), "rb") as src:
+                    _copy_range(src.fileno(), out.fileno(), part.size)
+            # _commit_temp fsyncs it, with its metadata, and closes it.
             info = self._storage._commit_temp(
                 temp,
                 bucket,
@@ -349,10 +362,14 @@ class FilesystemUploads:
                 multipart_etag(chosen),
                 tuple(p.size for p in chosen),
                 create_only=create_only,
+                file=out,
             )
         except BaseException:
+            if out is not None:
+                out.close()
             try:
-                os.unlink(temp)
+                if temp:
+                    os.unlink(temp)
             except FileNotFoundError:
                 pass
             os.rename(claimed, directory)  # the upload can be completed again

@@ -25,16 +25,18 @@ from s3proxy.storage import fstemp
 from s3proxy.storage.filesystem import INTERNAL_DIR, WRITE_BATCH_MIN, FilesystemStorage
 from s3proxy.storage.fstemp import TemporaryFiles
 
-# A process that makes temporary files the way a daemon does, says where, and waits.
+# A process that makes temporary files the way a daemon does (kept open while it
+# writes them), says which, and waits.
 WRITER = textwrap.dedent(
     """
-    import sys
+    import os, sys
     from s3proxy.storage.fstemp import TemporaryFiles
-    temporary = TemporaryFiles(sys.argv[1], sys.argv[2])
-    for n in range(3):
-        with open(temporary.path(), "wb") as f:
-            f.write(b"half an upload")
-    print(temporary.owner, flush=True)
+    temporary = TemporaryFiles(sys.argv[1])
+    held = [temporary.create() for n in range(3)]
+    for path, f in held:
+        f.write(b"half an upload")
+        f.flush()
+    print(" ".join(os.path.basename(path) for path, f in held), flush=True)
     sys.stdin.read()
     """
 )
@@ -42,20 +44,20 @@ WRITER = textwrap.dedent(
 
 class Writer:
     def __init__(self, root: Path) -> None:
-        internal = root / INTERNAL_DIR
+        self.tmp = root / INTERNAL_DIR / "tmp"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(internal / "tmp"), str(internal / "owners")],
+            [sys.executable, "-c", WRITER, str(self.tmp)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self.process.stdout is not None
-        self.owner = self.process.stdout.readline().strip()
-        assert self.owner
+        self.names = sorted(self.process.stdout.readline().split())
+        assert len(self.names) == 3
 
-    def files(self, root: Path) -> list[str]:
-        tmp = root / INTERNAL_DIR / "tmp"
-        return sorted(n for n in os.listdir(tmp) if n.startswith(self.owner + "."))
+    def files(self) -> list[str]:
+        """Which of its files are still there."""
+        return sorted(set(self.names) & set(os.listdir(self.tmp)))
 
     def kill(self) -> None:
         os.kill(self.process.pid, signal.SIGKILL)
@@ -99,38 +101,36 @@ def test_dead_processes_leftovers_vanish_live_ones_survive(root: Path, pool: Thr
     storage(root, pool)  # makes the layout
     live, dead = Writer(root), Writer(root)
     try:
-        live_files = live.files(root)
-        assert len(live_files) == 3 and len(dead.files(root)) == 3
+        assert live.files() == live.names and dead.files() == dead.names
         dead.kill()
         tmp = root / INTERNAL_DIR / "tmp"
         (tmp / "crashed-upload.part").write_bytes(b"an older version's leftover")
         restarted = storage(root, pool)
-        assert dead.files(root) == []
-        assert not (root / INTERNAL_DIR / "owners" / f"{dead.owner}.lock").exists()
-        assert live.files(root) == live_files
-        assert all((tmp / name).read_bytes() == b"half an upload" for name in live_files)
-        assert (root / INTERNAL_DIR / "owners" / f"{live.owner}.lock").exists()
+        assert dead.files() == []
+        assert live.files() == live.names
+        assert all((tmp / name).read_bytes() == b"half an upload" for name in live.names)
         assert not (tmp / "crashed-upload.part").exists()
-        # The restarted storage's own files are named for it, and survive another sweep.
-        own = restarted.temporary.path()
-        Path(own).write_bytes(b"mine")
-        storage(root, pool)
-        assert Path(own).read_bytes() == b"mine"
-        assert live.files(root) == live_files
+        # A file this process has open survives another storage's sweep too.
+        own, file = restarted.temporary.create()
+        with file:
+            file.write(b"mine")
+            file.flush()
+            storage(root, pool)
+            assert Path(own).read_bytes() == b"mine"
+        assert live.files() == live.names
     finally:
         live.stop()
         dead.stop()
-    # Once the live writer has ended too, its files go at the next start-up.
+    # Once the live writer has ended and ours is closed, they go at the next start-up.
     storage(root, pool)
-    assert live.files(root) == []
-    assert sorted(os.listdir(root / INTERNAL_DIR / "tmp")) == [Path(own).name]
+    assert os.listdir(root / INTERNAL_DIR / "tmp") == []
 
 
-def test_a_lock_file_taken_before_its_flock_makes_the_owner_start_again(
+def test_a_file_swept_before_its_flock_makes_the_writer_start_again(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A sweeper may judge a lock file that was just created (not yet locked) dead
-    and remove it: the new owner notices and claims another id."""
+    """A sweeper may take a file that was just created (not yet locked) for a dead
+    writer's and remove it: the writer notices and makes another."""
     real_flock = fcntl.flock
     stolen: list[str] = []
 
@@ -142,18 +142,23 @@ def test_a_lock_file_taken_before_its_flock_makes_the_owner_start_again(
         real_flock(fd, operation)
 
     monkeypatch.setattr(fstemp.fcntl, "flock", flock_after_a_sweeper)
-    owners = root / "owners"
-    temporary = TemporaryFiles(str(root / "tmp"), str(owners))
+    temporary = TemporaryFiles(str(root / "tmp"))
+    path, file = temporary.create()
     monkeypatch.undo()
-    assert stolen and stolen[0] != f"{temporary.owner}.lock"
-    assert os.listdir(owners) == [f"{temporary.owner}.lock"]
-    # And the lock is really held: nobody else can take it.
-    fd = os.open(owners / f"{temporary.owner}.lock", os.O_RDWR)
-    try:
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
+    with file:
+        assert stolen and stolen[0] != os.path.basename(path)
+        assert os.listdir(root / "tmp") == [os.path.basename(path)]
+        # And the file is really held: no sweep can take it.
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        assert temporary.sweep() == 0
+        assert os.path.exists(path)
+    assert temporary.sweep() == 1
+    assert os.listdir(root / "tmp") == []
 
 
 @pytest_twisted.ensureDeferred

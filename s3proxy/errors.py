@@ -171,6 +171,20 @@ ObjectLockConfigurationNotFoundError = _error(
     "Object Lock configuration does not exist for this bucket",
 )
 ServiceUnavailable = _error("ServiceUnavailable", 503, "Please reduce your request rate.")
+# What the channel answers itself (s3proxy/web/channel.py, guard.py), before any
+# request reaches the application.
+SlowDown = _error("SlowDown", 503, "Please reduce your request rate.")
+RequestHeaderSectionTooLarge = _error(
+    "RequestHeaderSectionTooLarge",
+    400,
+    "Your request header section exceeds the maximum allowed size.",
+)
+RequestTimeout = _error(
+    "RequestTimeout",
+    400,
+    "Your socket connection to the server was not read from or written to within the "
+    "timeout period. Idle connections will be closed.",
+)
 # The filesystem backend cannot hold a file and a directory under one name; these two
 # follow versitygw's names for the same conflicts (documented in docs/backends.md).
 ObjectParentIsFile = _error(

@@ -42,6 +42,12 @@ from s3proxy.storage.s3 import options as s3_options
 from s3proxy.web import vhost
 from s3proxy.web.app import S3Application
 from s3proxy.web.drain import DrainService
+from s3proxy.web.limit_options import (
+    LIMIT_PARAMETERS,
+    check_limit_options,
+    ensure_descriptors,
+    limits_from,
+)
 from s3proxy.web.request import make_site
 from s3proxy.workers import WorkerSupervisor, endpoint_fields, tcp_address
 
@@ -151,6 +157,8 @@ class Options(usage.Options):
             "filesystem keeps them, else sidecar).",
         ]
     ]
+    # -- connection limits (hostile and slow clients): s3proxy/web/guard.py --
+    optParameters += LIMIT_PARAMETERS
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
     def __init__(self) -> None:
@@ -250,6 +258,8 @@ class Options(usage.Options):
         # -- filesystem backend: where object metadata lives --
         if self["fs-metadata"] not in ("auto", "xattr", "sidecar"):
             raise usage.UsageError("--fs-metadata must be auto, xattr or sidecar")
+        # -- connection limits --
+        check_limit_options(self, parse_duration)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -450,7 +460,9 @@ def make_serving_service(
     if config["credentials"]:
         CredentialsReloader(config["credentials"], app.set_users, reactor).setServiceParent(service)
     # -- observability: the admin endpoints beside the API, or on --admin-listen --
-    site = make_site(app.resource(admin=not config["admin-listen"]), reactor)
+    # -- connection limits: per process, so with --workers each worker has its own --
+    ensure_descriptors(config["max-connections"])
+    site = make_site(app.resource(admin=not config["admin-listen"]), reactor, limits_from(config))
     # Stopped in reverse: the listeners, then the requests in flight, then the pool.
     DrainService(
         site.connections, reactor, config["shutdown-grace"], on_stop=app.mark_stopping

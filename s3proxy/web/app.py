@@ -10,7 +10,6 @@ and ``_dispatch`` picks the operation from the table.
 from __future__ import annotations
 
 import base64
-import itertools
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -56,7 +55,6 @@ from s3proxy.web import (
     post_ops,
     tagging_ops,
     unconfigured_ops,
-    xml,
 )
 from s3proxy.web.access import (
     authorize_bucket,
@@ -66,6 +64,7 @@ from s3proxy.web.access import (
 from s3proxy.web.awschunked import ChunkSignatures
 from s3proxy.web.checksums import safe_checks
 from s3proxy.web.context import S3Context, S3Response
+from s3proxy.web.error_doc import error_document, new_request_id
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
 from s3proxy.web.vhost import host_bucket, split_virtual_target
@@ -151,15 +150,6 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"})
 SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # also the -TRAILER variant
 
 
-_REQUEST_IDS = itertools.count(int.from_bytes(os.urandom(4), "big") << 32)
-
-
-def new_request_id() -> str:
-    """Unique within the process and unpredictable across processes, without a
-    system call per request."""
-    return f"{next(_REQUEST_IDS) & 0xFFFFFFFFFFFFFFFF:016X}"
-
-
 def split_target(raw_path: bytes, prefix: str) -> tuple[str | None, str | None]:
     """(bucket, key) from the raw request path, under ``prefix`` or at the root."""
     path = strip_prefix(raw_path, prefix) or raw_path
@@ -186,19 +176,10 @@ def parse_query(uri: bytes) -> dict[str, str]:
 def error_response(error: S3Error, resource: str, request_id: str) -> S3Response:
     if isinstance(error, NotModified):
         return S3Response(status=304, headers=list(error.headers))
-    body = xml.document(
-        "Error",
-        ("Code", error.code),
-        ("Message", xml.safe_text(error.message)),
-        [(name, xml.safe_text(str(value))) for name, value in error.fields.items()],
-        ("Resource", xml.safe_text(resource)),
-        ("RequestId", request_id),
-        namespace=False,
-    )
     return S3Response(
         status=error.status,
         headers=list(error.headers),
-        body=body,
+        body=error_document(error, resource, request_id),
         content_type="application/xml",
         error_code=error.code,
     )

@@ -20,7 +20,9 @@ from twisted.web import server
 from twisted.web.resource import IResource
 
 from s3proxy.web.body import RequestBody
+from s3proxy.web.channel import S3Channel
 from s3proxy.web.drain import Connections
+from s3proxy.web.guard import ConnectionGuard, Limits
 from s3proxy.web.response_headers import S3ResponseHeaders
 
 
@@ -154,24 +156,44 @@ class S3Request(server.Request):
 
 
 class S3Site(server.Site):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    protocol = S3Channel  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connections = Connections()
+        self.guard = ConnectionGuard(limits or Limits(), self.reactor)
 
     def buildProtocol(self, addr: Any) -> Any:
+        if self.guard.full():
+            return self.guard.refusal()
         protocol = super().buildProtocol(addr)
         self.connections.connection_made(protocol)
         return protocol
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.guard.start()
+
+    def stopFactory(self) -> None:
+        self.guard.stop()
+        super().stopFactory()
 
     def log(self, request: Any) -> None:
         """No combined-log-format line per request: formatting it cost ~12% of a
         small request's CPU, and the application emits its own access events."""
 
 
-def make_site(resource: IResource, reactor: IReactorTime, timeout: float = 60.0) -> S3Site:
+def make_site(resource: IResource, reactor: IReactorTime, limits: Limits | None = None) -> S3Site:
+    limits = limits or Limits()
     site = S3Site(
-        resource, requestFactory=S3Request, parsePOSTFormSubmission=False, reactor=reactor
+        resource,
+        requestFactory=S3Request,
+        parsePOSTFormSubmission=False,
+        reactor=reactor,
+        limits=limits,
     )
     site.displayTracebacks = False
-    site.timeOut = timeout
+    # Twisted's own per-connection timeout: no byte received for this long on a
+    # connection that is not busy with a request (idle keep-alive, a stalled upload).
+    site.timeOut = limits.idle_timeout or None
     return site

@@ -146,6 +146,17 @@ class Options(usage.Options):
     optParameters += OBSERVABILITY_PARAMETERS
     # -- virtual-hosted-style requests --
     optParameters += [vhost.OPTION]
+    # -- filesystem backend: where object metadata lives --
+    optParameters += [
+        [
+            "fs-metadata",
+            None,
+            "auto",
+            "file: backend: where object metadata is kept: xattr (a user xattr on the "
+            "file), sidecar (files under <root>/.s3proxy/meta), or auto (xattrs where the "
+            "filesystem keeps them, else sidecar).",
+        ]
+    ]
     # -- connection limits (hostile and slow clients): s3proxy/web/guard.py --
     optParameters += LIMIT_PARAMETERS
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
@@ -244,6 +255,9 @@ class Options(usage.Options):
         check_observability_options(self)
         # -- virtual-hosted-style requests --
         self["virtual-host"] = vhost.check_option(self["virtual-host"])
+        # -- filesystem backend: where object metadata lives --
+        if self["fs-metadata"] not in ("auto", "xattr", "sidecar"):
+            raise usage.UsageError("--fs-metadata must be auto, xattr or sidecar")
         # -- connection limits --
         check_limit_options(self, parse_duration)
 
@@ -318,7 +332,8 @@ def make_storage(
         return s3_options.make_s3_storage(backend, options or {}, reactor)
     root = backend[len("file:") :]
     os.makedirs(root, exist_ok=True)
-    return FilesystemStorage(root, reactor, pool, fsync=fsync)
+    metadata = (options or {}).get("fs-metadata") or "auto"
+    return FilesystemStorage(root, reactor, pool, metadata=metadata, fsync=fsync)
 
 
 class ExpiryTask:

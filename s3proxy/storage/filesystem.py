@@ -25,7 +25,6 @@ import os
 import stat
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import BinaryIO, TypeVar, cast
@@ -74,6 +73,7 @@ from s3proxy.storage.fsmeta import (
     replace_with,
     xattrs_work,
 )
+from s3proxy.storage.fstemp import TemporaryFiles
 from s3proxy.storage.fsuploads import FilesystemUploads
 from s3proxy.storage.listing import CommonPrefix, ListEntry, roll_up, take_page
 from s3proxy.storage.oserrors import s3_error_for
@@ -391,11 +391,13 @@ class FilesystemStorage:
         self._pool = pool
         self._fsync = fsync
         internal = os.path.join(self.root, INTERNAL_DIR)
-        self._tmp_dir = os.path.join(internal, "tmp")
         self._bucket_records = os.path.join(internal, "buckets")
-        for d in (self._tmp_dir, self._bucket_records):
-            os.makedirs(d, exist_ok=True)
-        self._sweep_temporary_files()
+        os.makedirs(self._bucket_records, exist_ok=True)
+        # Each temporary file is locked while in use: the sweep removes only those of
+        # processes that died, never another live process's (see fstemp).
+        self.temporary = TemporaryFiles(os.path.join(internal, "tmp"))
+        self._tmp_dir = self.temporary.tmp_dir
+        self.temporary.sweep()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
         self._sidecar = isinstance(self.metadata, SidecarMetadata)
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
@@ -409,14 +411,6 @@ class FilesystemStorage:
 
     # -- start-up ---------------------------------------------------------------
 
-    def _sweep_temporary_files(self) -> None:
-        """Leftovers of a crash are never objects; remove them."""
-        for entry in os.scandir(self._tmp_dir):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
-
     def _choose_metadata(self, mode: str, meta_root: str) -> MetadataStore:
         if mode not in ("auto", "xattr", "sidecar"):
             raise ValueError(f"unknown metadata mode {mode!r}: use auto, xattr or sidecar")
@@ -425,10 +419,11 @@ class FilesystemStorage:
             # mode ever made the meta tree.
             self.log.warn("{root} is read-only: only reads will succeed", root=self.root)
             if mode == "sidecar" or (mode == "auto" and os.path.isdir(meta_root)):
-                return SidecarMetadata(meta_root, self._tmp_dir)
+                return SidecarMetadata(meta_root, self._create_meta_temp, self._fsync)
             return XattrMetadata()
         if mode in ("auto", "xattr"):
-            if xattrs_work(self._tmp_dir):
+            # Probed beside tmp/, where no other process's sweep can remove the probe.
+            if xattrs_work(os.path.dirname(self._tmp_dir)):
                 return XattrMetadata()
             if mode == "xattr":
                 raise RuntimeError(f"{self.root} does not keep user xattrs (metadata=xattr)")
@@ -436,7 +431,7 @@ class FilesystemStorage:
                 "{root} does not keep user xattrs: metadata goes to a sidecar tree",
                 root=self.root,
             )
-        store = SidecarMetadata(meta_root, self._tmp_dir)
+        store = SidecarMetadata(meta_root, self._create_meta_temp, self._fsync)
         try:
             os.makedirs(meta_root, exist_ok=True)
             store.save("probe", "probe", "", MetaRecord("0", 0, 0, ObjectAttributes()))
@@ -472,8 +467,13 @@ class FilesystemStorage:
                 return Failure(error)
         return failure
 
-    def _temp_path(self) -> str:
-        return os.path.join(self._tmp_dir, f"{uuid.uuid4().hex}.part")
+    def _create_temp(self) -> tuple[str, BinaryIO]:
+        """A new temporary file, locked while open: close it only once it is renamed
+        into place or removed (see fstemp)."""
+        return self.temporary.create()
+
+    def _create_meta_temp(self) -> tuple[str, BinaryIO]:
+        return self.temporary.create("meta")
 
     def _bucket_path(self, bucket: str) -> str:
         if not is_valid_bucket_name(bucket):
@@ -497,6 +497,7 @@ class FilesystemStorage:
                 if create:
                     try:
                         os.mkdir(part, dir_fd=fd)
+                        self._sync_dir(fd)  # the new directory's entry
                     except FileExistsError:
                         pass
                 try:
@@ -595,7 +596,8 @@ class FilesystemStorage:
         record = {"created": created, "acl": acl.to_json() if acl else None}
         record["config"] = dict(config if config is not None else self._bucket_config(bucket))
         target = os.path.join(self._bucket_records, bucket)
-        replace_with(self._temp_path(), target, json.dumps(record).encode())
+        replace_with(self._create_temp, target, json.dumps(record).encode(), self._fsync)
+        self._sync_dir(self._bucket_records)
 
     def _bucket_config(self, bucket: str) -> dict[str, str]:
         """The put_bucket_config documents in the bucket's record ({} if none)."""
@@ -675,6 +677,7 @@ class FilesystemStorage:
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                 raise BucketNotEmpty(BucketName=bucket) from None
             raise
+        self._sync_dir(self.root)
         self.metadata.remove_bucket(bucket)
         self.uploads.remove_bucket(bucket)  # S3 drops a deleted bucket's uploads
         try:
@@ -857,8 +860,7 @@ class FilesystemStorage:
 
     def _prepare_write(self, bucket: str) -> tuple[str, BinaryIO]:
         self._check_bucket(bucket)
-        temp = self._temp_path()
-        return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+        return self._create_temp()  # the writer closes it
 
     def _check_bucket(self, bucket: str) -> None:
         os.close(self._open_bucket(bucket))
@@ -882,7 +884,9 @@ class FilesystemStorage:
 
         def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             stored = dataclasses.replace(attributes, checksums=checksums)
-            return self._seal_and_commit(file, temp, bucket, path, stored, etag, create_only)
+            return self._commit_temp(
+                temp, bucket, path, stored, etag, create_only=create_only, file=file
+            )
 
         return FilesystemWriter(
             self, lambda: self._prepare_write(bucket), commit, content_md5, expected_size
@@ -911,25 +915,17 @@ class FilesystemStorage:
             if isinstance(path, str):
                 os.close(fd)
 
+    def _sync_xattr(self, fd: int) -> None:
+        """After an xattr record changed on ``fd``: make it durable."""
+        if self._fsync and isinstance(self.metadata, XattrMetadata):
+            os.fsync(fd)
+
     def _seal(self, file: BinaryIO) -> None:
-        """Runs on the pool: flush, fsync (unless disabled) and close a written file."""
+        """Runs on the pool: flush and fsync (unless disabled) a written file. (It stays
+        open, so locked, until renamed: see fstemp.)"""
         file.flush()
         if self._fsync:
             os.fsync(file.fileno())
-        file.close()
-
-    def _seal_and_commit(
-        self,
-        file: BinaryIO,
-        temp: str,
-        bucket: str,
-        path: KeyPath,
-        attributes: ObjectAttributes,
-        etag: str,
-        create_only: bool = False,
-    ) -> ObjectInfo:
-        self._seal(file)
-        return self._commit_temp(temp, bucket, path, attributes, etag, create_only=create_only)
 
     def _commit_temp(
         self,
@@ -940,15 +936,40 @@ class FilesystemStorage:
         etag: str,
         part_sizes: tuple[int, ...] = (),
         create_only: bool = False,
+        file: BinaryIO | None = None,
     ) -> ObjectInfo:
-        """Runs on the pool: make the verified, synced temporary file the object,
-        atomically (with ``create_only``, only if no object has the key)."""
-        st = os.stat(temp)
-        if path.marker and st.st_size:
-            raise InvalidArgument(
-                "A key ending in '/' is a directory marker and must be empty.", Key=path.key
+        """Runs on the pool: make the verified temporary file (``file``, if still open)
+        the object, atomically (with ``create_only``, only if no object has the key).
+
+        Durability order (``--durability fsync``): the xattr record is set on the
+        temporary file, the file is fsynced (data and record in one go), renamed into
+        place, and the directory is fsynced, before this returns; a sidecar record is
+        made durable by its own save before the rename."""
+        if file is None:
+            file = open(temp, "rb")  # noqa: SIM115 - closed below
+        with file:  # closed (unlocked) only once renamed: see fstemp
+            file.flush()
+            st = os.fstat(file.fileno())
+            if path.marker and st.st_size:
+                raise InvalidArgument(
+                    "A key ending in '/' is a directory marker and must be empty.", Key=path.key
+                )
+            record = MetaRecord(
+                etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes
             )
-        record = MetaRecord(etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes)
+            if not path.marker:  # a marker's record goes on its directory
+                if isinstance(self.metadata, XattrMetadata):
+                    self.metadata.save(bucket, path.key, file.fileno(), record)
+                if self._fsync:
+                    os.fsync(file.fileno())
+            self._place(temp, bucket, path, record, create_only)
+        size = 0 if path.marker else st.st_size
+        return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
+
+    def _place(
+        self, temp: str, bucket: str, path: KeyPath, record: MetaRecord, create_only: bool
+    ) -> None:
+        """Rename (or link) the temporary file to the key, then sync the directory."""
         for attempt in (1, 2, 3):
             try:
                 parent = self._open_parent(bucket, path, create=True)
@@ -968,8 +989,6 @@ class FilesystemStorage:
                 os.close(self._open_bucket(bucket))
                 if attempt == 3:
                     raise
-        size = 0 if path.marker else st.st_size
-        return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
 
     def _commit_file(
         self,
@@ -990,9 +1009,7 @@ class FilesystemStorage:
         if create_only:
             self._commit_new_file(parent, temp, bucket, path, record, existing)
             return
-        if isinstance(self.metadata, XattrMetadata):
-            self.metadata.save(bucket, path.key, temp, record)
-        else:
+        if not isinstance(self.metadata, XattrMetadata):  # an xattr is on the file already
             self.metadata.save(bucket, path.key, "", record)
         try:
             os.rename(temp, path.name, dst_dir_fd=parent)
@@ -1013,9 +1030,7 @@ class FilesystemStorage:
         the link: until then the new file reads as a file another program wrote.)"""
         if existing is not None:
             raise PreconditionFailed(Condition="If-None-Match")
-        xattr = isinstance(self.metadata, XattrMetadata)
-        if xattr:
-            self.metadata.save(bucket, path.key, temp, record)
+        xattr = isinstance(self.metadata, XattrMetadata)  # then on the file already
         try:
             os.link(temp, path.name, dst_dir_fd=parent, follow_symlinks=False)
         except FileExistsError:
@@ -1052,6 +1067,7 @@ class FilesystemStorage:
                     raise PreconditionFailed(Condition="If-None-Match")
             record = MetaRecord(record.etag, 0, 0, record.attributes, marker=True)
             self.metadata.save(bucket, path.key, fd, record)
+            self._sync_xattr(fd)
         finally:
             os.close(fd)
 
@@ -1193,6 +1209,7 @@ class FilesystemStorage:
                 attributes = change(record.attributes)
                 changed = dataclasses.replace(record, attributes=attributes)
                 self.metadata.save(bucket, key, fd, changed)
+                self._sync_xattr(fd)
             finally:
                 os.close(fd)
         finally:
@@ -1210,25 +1227,26 @@ class FilesystemStorage:
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         return self._run(self._delete_object, bucket, key)
 
-    def _copy_to_temp(self, bucket: str, key: str, temp: str) -> tuple[ObjectInfo, str]:
+    def _copy_to_temp(self, bucket: str, key: str) -> tuple[ObjectInfo, str, str, BinaryIO]:
+        """The source's info, and a temporary file (still open) holding a copy of it
+        with the copy's MD5. _commit_temp fsyncs it, with its metadata."""
         info, fd = self._stat_object(bucket, key)
         md5 = hashlib.md5()
+        temp, out = "", None
         try:
-            with open(temp, "xb") as out:
-                if fd is not None:
-                    while chunk := os.read(fd, COPY_CHUNK):
-                        md5.update(chunk)
-                        out.write(chunk)
-                out.flush()
-                if self._fsync:
-                    os.fsync(out.fileno())
+            temp, out = self._create_temp()
+            if fd is not None:
+                while chunk := os.read(fd, COPY_CHUNK):
+                    md5.update(chunk)
+                    out.write(chunk)
         except BaseException:
-            _discard(None, temp)
+            if temp:
+                _discard(out, temp)
             raise
         finally:
             if fd is not None:
                 os.close(fd)
-        return info, md5.hexdigest()
+        return info, md5.hexdigest(), temp, out
 
     def _copy_object(
         self,
@@ -1240,12 +1258,13 @@ class FilesystemStorage:
     ) -> ObjectInfo:
         path = KeyPath(dst_key)
         os.close(self._open_bucket(dst_bucket))
-        temp = self._temp_path()
-        info, etag = self._copy_to_temp(src_bucket, src_key, temp)
+        info, etag, temp, out = self._copy_to_temp(src_bucket, src_key)
         try:
-            return self._commit_temp(temp, dst_bucket, path, attributes or info.attributes, etag)
+            return self._commit_temp(
+                temp, dst_bucket, path, attributes or info.attributes, etag, file=out
+            )
         except BaseException:
-            _discard(None, temp)
+            _discard(out, temp)
             raise
 
     def copy_object(

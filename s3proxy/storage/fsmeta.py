@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from s3proxy.model import ObjectAttributes
 
@@ -150,13 +152,21 @@ class XattrMetadata(MetadataStore):
 
 class SidecarMetadata(MetadataStore):
     """Metadata in ``<root>/.s3proxy/meta/<bucket>/<hh>/<sha256(key)>``: flat and
-    hashed, so no key can collide with another's record or escape the tree."""
+    hashed, so no key can collide with another's record or escape the tree.
+
+    A record is written to a temporary file (``create()`` makes it, see fstemp) and
+    renamed over the old one; with ``fsync`` the file is synced before the rename and its
+    directory after it (and the parent of any directory created for it), so the
+    record is on stable storage when ``save`` returns."""
 
     name = "sidecar"
 
-    def __init__(self, meta_root: str, tmp_dir: str) -> None:
+    def __init__(
+        self, meta_root: str, create: Callable[[], tuple[str, BinaryIO]], fsync: bool
+    ) -> None:
         self._root = meta_root
-        self._tmp = tmp_dir
+        self._create = create
+        self._fsync = fsync
 
     def _path(self, bucket: str, key: str) -> str:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -171,9 +181,25 @@ class SidecarMetadata(MetadataStore):
 
     def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
         target = self._path(bucket, key)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        temp = os.path.join(self._tmp, f"{uuid.uuid4().hex}.meta")
-        replace_with(temp, target, record.to_bytes(key))
+        directory = os.path.dirname(target)
+        self._make_dirs(directory)
+        replace_with(self._create, target, record.to_bytes(key), self._fsync)
+        if self._fsync:
+            sync_dir(directory)
+
+    def _make_dirs(self, directory: str) -> None:
+        """``<bucket>/<hh>`` below the meta root; a directory created here is made
+        durable in its parent (else a crash could lose every record in it)."""
+        if os.path.isdir(directory):
+            return
+        bucket_dir = os.path.dirname(directory)
+        for path in (bucket_dir, directory):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            if self._fsync:
+                sync_dir(os.path.dirname(path))
 
     def remove(self, bucket: str, key: str, target: str | int) -> None:
         try:
@@ -205,19 +231,36 @@ class SidecarMetadata(MetadataStore):
         shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)
 
 
-def replace_with(temp: str, target: str, data: bytes) -> None:
-    """Replace ``target`` by a file holding ``data``, written to ``temp`` first (so
-    readers never see half of it). On any failure (a full disk) ``temp`` is removed."""
+def replace_with(
+    create: Callable[[], tuple[str, BinaryIO]], target: str, data: bytes, fsync: bool = False
+) -> None:
+    """Replace ``target`` by a file holding ``data``, written to a temporary file from
+    ``create`` first (so readers never see half of it) and, with ``fsync``, synced
+    before the rename (the caller syncs the directory). The file is renamed while still
+    open (see fstemp). On any failure (a full disk) the temporary file is removed."""
+    temp, f = create()
     try:
-        with open(temp, "xb") as f:
+        with f:
             f.write(data)
-        os.replace(temp, target)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+            os.replace(temp, target)
     except BaseException:
         try:
             os.unlink(temp)
         except FileNotFoundError:
             pass
         raise
+
+
+def sync_dir(path: str) -> None:
+    """fsync a directory: the entries added, renamed or removed in it are durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def xattrs_work(probe_dir: str) -> bool:

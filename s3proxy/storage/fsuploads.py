@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 COPY_CHUNK = 1024 * 1024
 _CLAIMED = ".completing"
+_ABORTING = ".aborting-"
 
 
 def _part_name(number: int) -> str:
@@ -87,11 +88,15 @@ class FilesystemUploads:
     def _release_stale_claims(self) -> None:
         """A completion cut short by a crash leaves its claim; give the upload back.
         A live completion (another daemon on this root) holds a lock on its record,
-        which ends with its process: those are left alone."""
+        which ends with its process: those are left alone. An abort cut short leaves
+        its renamed directory, which no one uses any more: remove it."""
         for bucket in os.scandir(self._root):
             if not bucket.is_dir(follow_symlinks=False):
                 continue
             for entry in os.scandir(bucket.path):
+                if _ABORTING in entry.name:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    continue
                 if not entry.name.endswith(_CLAIMED):
                     continue
                 try:
@@ -167,23 +172,27 @@ class FilesystemUploads:
         os.makedirs(directory)
         record = {"key": key, "initiated": upload.initiated, "attributes": attributes.to_json()}
         self._write_json(os.path.join(directory, "upload.json"), record)
+        # The record, the upload's directory, and that directory's (maybe new) parent.
+        for path in (directory, os.path.dirname(directory), self._root):
+            self._storage._sync_dir(path)
         return upload
 
     def _write_json(self, path: str, record: dict[str, object]) -> None:
-        # A FileNotFoundError (the upload directory is gone) reaches the caller.
-        replace_with(self._storage._temp_path(), path, json.dumps(record).encode())
+        """Write a record by rename (a FileNotFoundError, the upload directory gone,
+        reaches the caller); durable once the caller syncs its directory."""
+        data = json.dumps(record).encode()
+        replace_with(self._storage._create_temp, path, data, self._storage._fsync)
 
     def check(self, bucket: str, key: str, upload_id: str) -> None:
         self._load(bucket, key, upload_id)
 
     def prepare_part(self, bucket: str, key: str, upload_id: str) -> tuple[str, BinaryIO]:
         self._load(bucket, key, upload_id)
-        temp = self._storage._temp_path()
-        return temp, open(temp, "xb")  # noqa: SIM115 - the writer closes it
+        return self._storage._create_temp()  # the writer closes it
 
     def commit_part(
         self,
-        file: BinaryIO | None,
+        file: BinaryIO,
         temp: str,
         bucket: str,
         upload_id: str,
@@ -191,11 +200,24 @@ class FilesystemUploads:
         etag: str,
         checksums: dict[str, str] | None = None,
     ) -> ObjectInfo:
-        """Runs on the pool: the record first, then the data, each by one rename."""
-        if file is not None:
-            self._storage._seal(file)
+        """Runs on the pool: the record first, then the data, each by one rename (the
+        file is closed, so unlocked, only after its rename: see fstemp)."""
+        with file:
+            return self._commit_part(file, temp, bucket, upload_id, number, etag, checksums)
+
+    def _commit_part(
+        self,
+        file: BinaryIO,
+        temp: str,
+        bucket: str,
+        upload_id: str,
+        number: int,
+        etag: str,
+        checksums: dict[str, str] | None,
+    ) -> ObjectInfo:
+        self._storage._seal(file)
         directory = self._dir(bucket, upload_id)
-        st = os.stat(temp)
+        st = os.fstat(file.fileno())
         target = os.path.join(directory, _part_name(number))
         try:
             self._write_json(
@@ -208,6 +230,7 @@ class FilesystemUploads:
                 },
             )
             os.rename(temp, target)
+            self._storage._sync_dir(directory)
         except BaseException as e:
             try:
                 os.unlink(temp)
@@ -233,31 +256,32 @@ class FilesystemUploads:
         first, length = (
             (0, info.size) if byte_range is None else (byte_range.first, byte_range.length)
         )
-        temp = self._storage._temp_path()
         md5 = hashlib.md5()
+        temp, out = "", None
         try:
-            with open(temp, "xb") as out:
-                position, end = first, first + length
-                while fd is not None and position < end:
-                    chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
-                    if not chunk:
-                        break
-                    md5.update(chunk)
-                    out.write(chunk)
-                    position += len(chunk)
-                out.flush()
-                if self._storage._fsync:
-                    os.fsync(out.fileno())
+            temp, out = self._storage._create_temp()
+            position, end = first, first + length
+            while fd is not None and position < end:
+                chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                out.write(chunk)
+                position += len(chunk)
         except BaseException:
+            if out is not None:
+                out.close()
             try:
-                os.unlink(temp)
+                if temp:
+                    os.unlink(temp)
             except FileNotFoundError:
                 pass  # open() itself failed
             raise
         finally:
             if fd is not None:
                 os.close(fd)
-        done = self.commit_part(None, temp, bucket, upload_id, number, md5.hexdigest())
+        assert out is not None
+        done = self.commit_part(out, temp, bucket, upload_id, number, md5.hexdigest())
         return PartInfo(number, done.size, done.etag, done.last_modified)
 
     def list_parts(
@@ -321,17 +345,15 @@ class FilesystemUploads:
     ) -> ObjectInfo:
         from s3proxy.storage.filesystem import KeyPath
 
-        temp = self._storage._temp_path()
+        temp, out = "", None
         try:
             # Parts may have been replaced between the check and the claim: check again.
             chosen = select_parts(requested, self._parts(claimed), min_part_size)
-            with open(temp, "xb") as out:
-                for part in chosen:
-                    with open(os.path.join(claimed, _part_name(part.number)), "rb") as src:
-                        _copy_range(src.fileno(), out.fileno(), part.size)
-                out.flush()
-                if self._storage._fsync:
-                    os.fsync(out.fileno())
+            temp, out = self._storage._create_temp()
+            for part in chosen:
+                with open(os.path.join(claimed, _part_name(part.number)), "rb") as src:
+                    _copy_range(src.fileno(), out.fileno(), part.size)
+            # _commit_temp fsyncs it, with its metadata, and closes it.
             info = self._storage._commit_temp(
                 temp,
                 bucket,
@@ -340,15 +362,22 @@ class FilesystemUploads:
                 multipart_etag(chosen),
                 tuple(p.size for p in chosen),
                 create_only=create_only,
+                file=out,
             )
         except BaseException:
+            if out is not None:
+                out.close()
             try:
-                os.unlink(temp)
+                if temp:
+                    os.unlink(temp)
             except FileNotFoundError:
                 pass
             os.rename(claimed, directory)  # the upload can be completed again
             raise
         shutil.rmtree(claimed, ignore_errors=True)
+        # Else a crash could bring the claim back, and the start-up would release it:
+        # a completed upload listed again.
+        self._storage._sync_dir(os.path.dirname(claimed))
         return info
 
     def abort(self, bucket: str, key: str, upload_id: str) -> None:
@@ -356,13 +385,14 @@ class FilesystemUploads:
         self._remove(directory, upload_id)
 
     def _remove(self, directory: str, upload_id: str) -> None:
-        doomed = f"{directory}.aborting-{uuid.uuid4().hex}"
+        doomed = f"{directory}{_ABORTING}{uuid.uuid4().hex}"
         try:
             os.rename(directory, doomed)
         except OSError as e:
             if s3_error_for(e) is not None:
                 raise  # a read-only or forbidding file system, not a lost race
             raise NoSuchUpload(UploadId=upload_id) from None
+        self._storage._sync_dir(os.path.dirname(doomed))  # gone for good, even after a crash
         shutil.rmtree(doomed, ignore_errors=True)
 
     def _uploads(self, bucket: str) -> list[UploadInfo]:

@@ -1,0 +1,24 @@
+"""Hypothesis settings for the property tests and fuzzers in this directory.
+
+The ``ci`` profile (the default) keeps the whole directory well under a minute on a
+loaded 2-core machine; ``deep`` is for a longer local hunt:
+``HYPOTHESIS_PROFILE=deep python -m pytest tests/fuzz``. No deadline: timings on a
+shared machine say nothing about the code. No example database is written into the
+checkout, so a run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = {
+    "deadline": None,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "print_blob": True,
+}
+settings.register_profile("ci", max_examples=60, derandomize=False, **_COMMON)
+settings.register_profile("deep", max_examples=2000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

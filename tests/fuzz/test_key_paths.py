@@ -1,0 +1,296 @@
+"""Keys to paths in the filesystem backend (both metadata modes), with generated keys.
+
+Any key S3 accepts (valid UTF-8 up to 1024 bytes, XML-safe: '/', '.', '..', '//',
+unicode, tabs and newlines included) is either stored and then listed, read and
+deleted as itself, or refused with InvalidArgument exactly when it has a path segment
+the file system cannot hold ('', '.', '..', over 255 bytes). Nothing is ever created
+outside the root, and a key S3 would not accept is refused with an S3Error, never an
+OSError or ValueError, at every entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from s3proxy.errors import (
+    ExistingObjectIsDirectory,
+    InvalidArgument,
+    NoSuchKey,
+    ObjectParentIsFile,
+    S3Error,
+)
+from s3proxy.model import ObjectAttributes
+from s3proxy.names import MAX_KEY_BYTES, check_key, is_xml_safe
+from s3proxy.storage.filesystem import INTERNAL_DIR, FilesystemStorage
+from tests.contract.test_storage_contract import Collector
+
+T = TypeVar("T")
+BUCKET = "bucket"
+CONFLICTS = (InvalidArgument, ObjectParentIsFile, ExistingObjectIsDirectory)
+
+
+class Loop:
+    """The reactor side of ``deferToThreadPool`` for a synchronous test: the backend's
+    blocking calls run on a real thread pool, and their results are delivered on the
+    test's thread by ``run``, as the reactor would deliver them (pytest-twisted's
+    ``blockon`` cannot be used inside a Hypothesis test)."""
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] = queue.Queue()
+
+    def callFromThread(self, f: Callable[..., object], *args: object) -> None:
+        self._calls.put((f, args))
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        d = Deferred.fromCoroutine(coroutine)
+        results: list[Any] = []
+        d.addBoth(results.append)
+        while not results:
+            f, args = self._calls.get(timeout=30)
+            f(*args)
+        if isinstance(results[0], Failure):
+            results[0].raiseException()
+        return cast(T, results[0])
+
+
+POOL = ThreadPool(minthreads=0, maxthreads=2, name="fuzz-keys")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def running_pool() -> Iterator[None]:
+    """The backend's thread pool, for this module's tests."""
+    POOL.start()
+    try:
+        yield
+    finally:
+        POOL.stop()
+
+
+metadata_modes = st.sampled_from(["xattr", "sidecar"])
+
+
+class Backend:
+    """A fresh filesystem backend in its own directory, root one level down."""
+
+    def __init__(self, metadata: str) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="fuzz-keys-")
+        self.loop = Loop()
+        self.outer = Path(self._dir.name)
+        self.root = self.outer / "root"
+        self.root.mkdir()
+        self.storage = FilesystemStorage(
+            str(self.root), cast(IReactorThreads, self.loop), POOL, metadata=metadata, fsync=False
+        )
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+    def escaped(self) -> list[str]:
+        """Anything beside the root, or any symlink below it."""
+        strays = [name for name in os.listdir(self.outer) if name != "root"]
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            strays += [
+                os.path.join(dirpath, n)
+                for n in dirnames + filenames
+                if os.path.islink(os.path.join(dirpath, n))
+            ]
+        return strays
+
+    def bucket_files(self) -> set[str]:
+        found = set()
+        for dirpath, dirnames, filenames in os.walk(self.root / BUCKET):
+            for name in dirnames + filenames:
+                found.add(os.path.relpath(os.path.join(dirpath, name), self.root / BUCKET))
+        return found
+
+
+async def put(storage: FilesystemStorage, key: str, data: bytes) -> None:
+    writer = await storage.open_writer(BUCKET, key, ObjectAttributes(), None, len(data))
+    writer.write(data)
+    await writer.finish()
+
+
+async def get(storage: FilesystemStorage, key: str) -> bytes:
+    reader = await storage.open_reader(BUCKET, key, None)
+    consumer = Collector()
+    await reader.start(consumer)
+    return consumer.data
+
+
+async def listing(storage: FilesystemStorage, page_size: int) -> list[str]:
+    """Every key, page by page (so that the markers are keys from this test too)."""
+    keys: list[str] = []
+    marker = ""
+    while True:
+        page = await storage.list_objects(BUCKET, "", "", marker, page_size)
+        keys += [o.key for o in page.objects]
+        if not page.is_truncated:
+            return keys
+        assert page.next_marker is not None and page.next_marker > marker
+        marker = page.next_marker
+
+
+def storable(key: str) -> bool:
+    """The backend's documented rule: no '', '.', '..' segment, none over 255 bytes
+    (a trailing '/' makes a directory marker, and is not an empty segment)."""
+    segments = (key[:-1] if key.endswith("/") else key).split("/")
+    return all(s not in ("", ".", "..") and len(s.encode()) <= 255 for s in segments)
+
+
+segments = st.one_of(
+    st.sampled_from(["", ".", "..", "...", "a", "A", "\u00fc", "\u65e5\u672c", " ", "\t", "\n",
+                     "\r", "%2F", "a.b", "-", "~", "\u00a0", "\U0001f600", ".hidden"]),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    st.integers(250, 260).map(lambda n: "x" * n),
+    st.integers(125, 130).map(lambda n: "\u00e9" * n),  # two bytes each
+)
+raw_keys = st.lists(segments, min_size=1, max_size=6).map("/".join)
+
+
+def is_s3_key(key: str) -> bool:
+    return 0 < len(key.encode("utf-8")) <= MAX_KEY_BYTES and is_xml_safe(key)
+
+
+valid_keys = raw_keys.filter(is_s3_key)
+
+
+@settings(max_examples=60)
+@given(metadata=metadata_modes, key=valid_keys, data=st.binary(max_size=64))
+@example(metadata="sidecar", key="a/../b", data=b"x")
+@example(metadata="sidecar", key="../../outside", data=b"x")
+@example(metadata="sidecar", key="a//b", data=b"x")
+@example(metadata="sidecar", key="dir/", data=b"")
+@example(metadata="sidecar", key="x" * 255 + "/" + "y" * 255 + "/" + "z" * 255, data=b"x")
+def test_any_key_round_trips_or_is_refused(metadata: str, key: str, data: bytes) -> None:
+    backend = Backend(metadata)
+    try:
+        backend.loop.run(one_key(backend, key, data))
+    finally:
+        backend.close()
+
+
+async def one_key(backend: Backend, key: str, data: bytes) -> None:
+    storage = backend.storage
+    await storage.create_bucket(BUCKET)
+    if key.endswith("/"):
+        data = b""  # a directory marker holds no bytes
+    try:
+        await put(storage, key, data)
+    except InvalidArgument:
+        assert not storable(key), key
+        assert backend.bucket_files() == set()
+        assert await listing(storage, 1000) == []
+        assert backend.escaped() == []
+        return
+    assert storable(key), key
+    assert await listing(storage, 1000) == [key]
+    assert await get(storage, key) == data
+    info = await storage.head_object(BUCKET, key)
+    assert (info.key, info.size) == (key, len(data))
+    # The object is the plain file (or, for a marker, directory) the key names.
+    assert (backend.root / BUCKET / key).exists()
+    assert backend.escaped() == []
+    await storage.delete_object(BUCKET, key)
+    assert await listing(storage, 1000) == []
+    assert backend.bucket_files() == set()  # implicit parent directories go too
+
+
+@settings(max_examples=40)
+@given(
+    metadata=metadata_modes,
+    keys=st.lists(
+        st.lists(st.sampled_from(["a", "b", "a.b", "\u00fc", " ", "a!", "a0", ""]), min_size=1,
+                 max_size=3).map("/".join).filter(is_s3_key),
+        max_size=10,
+    ),
+    page_size=st.integers(1, 4),
+)
+def test_many_keys_list_in_s3_order(metadata: str, keys: list[str], page_size: int) -> None:
+    """Keys that share directories: each is stored or refused with a conflict error,
+    and the listing, in pages, is exactly the stored keys in S3 (code point) order."""
+    backend = Backend(metadata)
+    try:
+        backend.loop.run(many_keys(backend, keys, page_size))
+    finally:
+        backend.close()
+
+
+async def many_keys(backend: Backend, keys: list[str], page_size: int) -> None:
+    storage = backend.storage
+    await storage.create_bucket(BUCKET)
+    stored: dict[str, bytes] = {}
+    for n, key in enumerate(keys):
+        data = b"" if key.endswith("/") else str(n).encode()
+        try:
+            await put(storage, key, data)
+        except CONFLICTS:
+            continue
+        stored[key] = data
+    assert await listing(storage, page_size) == sorted(stored)
+    for key, data in stored.items():
+        assert await get(storage, key) == data
+    assert backend.escaped() == []
+
+
+bad_keys = st.one_of(
+    raw_keys.filter(lambda k: not is_s3_key(k)),
+    st.text(st.characters(max_codepoint=0x1F), min_size=1, max_size=5),
+    st.just("x" * 1025),
+    st.just("a\x00b"),
+    st.just("\ud800"),
+    st.just(""),
+)
+
+
+@settings(max_examples=40)
+@given(metadata=metadata_modes, key=bad_keys)
+@example(metadata="xattr", key="a\x00b")
+@example(metadata="sidecar", key="dir/\x00")
+def test_keys_s3_refuses_never_raise_os_errors(metadata: str, key: str) -> None:
+    """check_key (what the web layer calls) refuses them with an S3Error, and the
+    backend itself, called directly, fails every operation with an S3Error too."""
+    with pytest.raises(S3Error) as refused:
+        check_key(key)
+    assert refused.value.status == 400
+    backend = Backend(metadata)
+    try:
+        backend.loop.run(bad_key(backend, key))
+    finally:
+        backend.close()
+
+
+async def bad_key(backend: Backend, key: str) -> None:
+    storage = backend.storage
+    await storage.create_bucket(BUCKET)
+    await put(storage, "present", b"p")
+    attempts = [
+        lambda: put(storage, key, b"x"),
+        lambda: get(storage, key),
+        lambda: storage.head_object(BUCKET, key),
+        lambda: storage.delete_object(BUCKET, key),
+        lambda: storage.copy_object(BUCKET, "present", BUCKET, key, None),
+        lambda: storage.create_multipart_upload(BUCKET, key, ObjectAttributes()),
+    ]
+    for attempt in attempts:
+        try:
+            await attempt()
+        except S3Error as e:
+            assert e.status in (400, 404), repr(e)
+        except NoSuchKey:
+            pass
+    assert await listing(storage, 1000) == ["present"]
+    assert backend.escaped() == []
+    assert os.listdir(backend.root / INTERNAL_DIR / "tmp") == []

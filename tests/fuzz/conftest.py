@@ -21,4 +21,11 @@ _COMMON = {
 }
 settings.register_profile("ci", max_examples=60, derandomize=False, **_COMMON)
 settings.register_profile("deep", max_examples=2000, **_COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def scaled(examples: int) -> int:
+    """A test's own example count (set where one example is costly or cheap), scaled
+    up by the deep profile."""
+    return examples * 30 if PROFILE == "deep" else examples

@@ -36,6 +36,7 @@ from s3proxy.model import ObjectAttributes
 from s3proxy.names import MAX_KEY_BYTES, check_key, is_xml_safe
 from s3proxy.storage.filesystem import INTERNAL_DIR, FilesystemStorage
 from tests.contract.test_storage_contract import Collector
+from tests.fuzz.conftest import scaled
 
 T = TypeVar("T")
 BUCKET = "bucket"
@@ -151,8 +152,29 @@ def storable(key: str) -> bool:
 
 
 segments = st.one_of(
-    st.sampled_from(["", ".", "..", "...", "a", "A", "\u00fc", "\u65e5\u672c", " ", "\t", "\n",
-                     "\r", "%2F", "a.b", "-", "~", "\u00a0", "\U0001f600", ".hidden"]),
+    st.sampled_from(
+        [
+            "",
+            ".",
+            "..",
+            "...",
+            "a",
+            "A",
+            "\u00fc",
+            "\u65e5\u672c",
+            " ",
+            "\t",
+            "\n",
+            "\r",
+            "%2F",
+            "a.b",
+            "-",
+            "~",
+            "\u00a0",
+            "\U0001f600",
+            ".hidden",
+        ]
+    ),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
     st.integers(250, 260).map(lambda n: "x" * n),
     st.integers(125, 130).map(lambda n: "\u00e9" * n),  # two bytes each
@@ -167,7 +189,7 @@ def is_s3_key(key: str) -> bool:
 valid_keys = raw_keys.filter(is_s3_key)
 
 
-@settings(max_examples=60)
+@settings(max_examples=scaled(60))
 @given(metadata=metadata_modes, key=valid_keys, data=st.binary(max_size=64))
 @example(metadata="sidecar", key="a/../b", data=b"x")
 @example(metadata="sidecar", key="../../outside", data=b"x")
@@ -208,12 +230,17 @@ async def one_key(backend: Backend, key: str, data: bytes) -> None:
     assert backend.bucket_files() == set()  # implicit parent directories go too
 
 
-@settings(max_examples=40)
+@settings(max_examples=scaled(40))
 @given(
     metadata=metadata_modes,
     keys=st.lists(
-        st.lists(st.sampled_from(["a", "b", "a.b", "\u00fc", " ", "a!", "a0", ""]), min_size=1,
-                 max_size=3).map("/".join).filter(is_s3_key),
+        st.lists(
+            st.sampled_from(["a", "b", "a.b", "\u00fc", " ", "a!", "a0", ""]),
+            min_size=1,
+            max_size=3,
+        )
+        .map("/".join)
+        .filter(is_s3_key),
         max_size=10,
     ),
     page_size=st.integers(1, 4),
@@ -255,7 +282,7 @@ bad_keys = st.one_of(
 )
 
 
-@settings(max_examples=40)
+@settings(max_examples=scaled(40))
 @given(metadata=metadata_modes, key=bad_keys)
 @example(metadata="xattr", key="a\x00b")
 @example(metadata="sidecar", key="dir/\x00")

@@ -15,7 +15,7 @@ import dataclasses
 import hmac
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
-from botocore.auth import HmacV1Auth, HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import HmacV1Auth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from hypothesis import assume, given
@@ -25,19 +25,34 @@ from s3proxy.auth import canonical, sigv2
 from s3proxy.auth.request import wire_bytes
 from s3proxy.auth.sigv4 import SignedRequest, authenticate
 from s3proxy.errors import S3Error
-from tests.unit.signing import ALICE, HOST, NOW, PREFIX, USERS
+from tests.unit.signing import ALICE, HOST, PREFIX, USERS
 from tests.unit.test_sigv2 import FixedHmacV1Auth, FixedHmacV1QueryAuth
 from tests.unit.test_sigv4 import frozen, wire
 
 METHODS = ["GET", "PUT", "POST", "DELETE", "HEAD"]
 buckets = st.from_regex(r"[a-z0-9][a-z0-9-]{1,20}[a-z0-9]", fullmatch=True)
 # Keys: anything, '/' runs, dots, percent signs, unicode; no surrogates (not UTF-8).
-keys = st.text(
-    st.characters(blacklist_categories=("Cs",)) | st.sampled_from("/./%+~ ?#&=")
-).filter(lambda k: len(k.encode()) <= 1024)
+keys = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from("/./%+~ ?#&=")).filter(
+    lambda k: len(k.encode()) <= 1024
+)
 param_names = st.sampled_from(
-    ["prefix", "marker", "x-id", "uploads", "acl", "tagging", "uploadId", "partNumber",
-     "versionId", "list-type", "a b", "\u00fc", "response-content-type", "Z", "a"]
+    [
+        "prefix",
+        "marker",
+        "x-id",
+        "uploads",
+        "acl",
+        "tagging",
+        "uploadId",
+        "partNumber",
+        "versionId",
+        "list-type",
+        "a b",
+        "\u00fc",
+        "response-content-type",
+        "Z",
+        "a",
+    ]
 ) | st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
 param_values = st.none() | st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 queries = st.lists(st.tuples(param_names, param_values), max_size=6)
@@ -52,8 +67,16 @@ header_text = st.builds(
     st.sampled_from(["", " ", "\t "]),
 )
 header_names = st.sampled_from(
-    ["Content-Type", "x-amz-meta-Colour", "X-Amz-Meta-note", "x-amz-acl", "Content-MD5",
-     "x-amz-tagging", "X-Custom", "Cache-Control"]
+    [
+        "Content-Type",
+        "x-amz-meta-Colour",
+        "X-Amz-Meta-note",
+        "x-amz-acl",
+        "Content-MD5",
+        "x-amz-tagging",
+        "X-Custom",
+        "Cache-Control",
+    ]
 )
 headers = st.dictionaries(header_names, header_text, max_size=4)
 
@@ -162,11 +185,7 @@ def test_sigv2_equals_botocore_and_is_accepted(case: tuple) -> None:
     method, bucket, key, query, hdrs, presigned, prefix = case
     hdrs = {k: v for k, v in hdrs.items() if k.lower() != "x-amz-tagging"} if presigned else hdrs
     req, signature = sigv2_signed(method, url_of(bucket, key, query, prefix), hdrs, presigned)
-    date = (
-        params(req)["Expires"].encode()
-        if presigned
-        else wire_bytes(req.header("date") or "")
-    )
+    date = params(req)["Expires"].encode() if presigned else wire_bytes(req.header("date") or "")
     moved = (
         {}
         if not presigned
@@ -177,7 +196,9 @@ def test_sigv2_equals_botocore_and_is_accepted(case: tuple) -> None:
             or unquote_to_bytes(n).decode().lower() in ("content-type", "content-md5")
         }
     )
-    text = sigv2.string_to_sign(req, date, sigv2.canonical_resource(req.raw_path, req.raw_query), moved)
+    text = sigv2.string_to_sign(
+        req, date, sigv2.canonical_resource(req.raw_path, req.raw_query), moved
+    )
     assert hmac.compare_digest(sigv2.sign(ALICE.secret_key, text), signature)
     result = authenticate(req, USERS, prefix=PREFIX)
     assert result is not None and result.user == ALICE and result.version == 2

@@ -65,12 +65,11 @@ VALID: dict[str, bytes] = {
     "Delete": b"<Delete><Quiet>true</Quiet><Object><Key>a/b</Key></Object>"
     b"<Object><Key>c</Key><VersionId>1</VersionId></Object></Delete>",
     "Tagging": b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>",
-    "BucketTagging": b"<Tagging><TagSet><Tag><Key>k</Key><Value></Value></Tag></TagSet>"
-    b"</Tagging>",
+    "BucketTagging": b"<Tagging><TagSet><Tag><Key>k</Key><Value></Value></Tag></TagSet></Tagging>",
     "AccessControlPolicy": (
         f'<AccessControlPolicy xmlns:xsi="{XSI}"><Owner><ID>owner-id</ID></Owner>'
-        "<AccessControlList><Grant><Grantee xsi:type=\"CanonicalUser\"><ID>x</ID></Grantee>"
-        "<Permission>READ</Permission></Grant><Grant><Grantee xsi:type=\"Group\"><URI>"
+        '<AccessControlList><Grant><Grantee xsi:type="CanonicalUser"><ID>x</ID></Grantee>'
+        '<Permission>READ</Permission></Grant><Grant><Grantee xsi:type="Group"><URI>'
         "http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>"
         "<Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>"
     ).encode(),
@@ -209,14 +208,21 @@ def test_arbitrary_bytes(name: str, body: bytes) -> None:
 
 
 @given(generated_documents())
-@example(("CompleteMultipartUpload", VALID["CompleteMultipartUpload"].replace(b">1<", b">\xc2\xb2<")))
+@example(
+    ("CompleteMultipartUpload", VALID["CompleteMultipartUpload"].replace(b">1<", b">\xc2\xb2<"))
+)
 @example(("CompleteMultipartUpload", VALID["CompleteMultipartUpload"].replace(b">1<", b">--1<")))
 @example(
-    ("CompleteMultipartUpload", VALID["CompleteMultipartUpload"].replace(b">1<", b">" + b"1" * 5000 + b"<"))
+    (
+        "CompleteMultipartUpload",
+        VALID["CompleteMultipartUpload"].replace(b">1<", b">" + b"1" * 5000 + b"<"),
+    )
 )
 @example(("CORSConfiguration", VALID["CORSConfiguration"].replace(b">30<", b">\xc2\xb2<")))
 @example(("CORSConfiguration", VALID["CORSConfiguration"].replace(b">30<", b">--30<")))
-@example(("CORSConfiguration", VALID["CORSConfiguration"].replace(b">30<", b">" + b"3" * 5000 + b"<")))
+@example(
+    ("CORSConfiguration", VALID["CORSConfiguration"].replace(b">30<", b">" + b"3" * 5000 + b"<"))
+)
 def test_generated_documents(document: tuple[str, bytes]) -> None:
     outcome(*document)
 

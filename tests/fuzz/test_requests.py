@@ -567,7 +567,10 @@ def test_arbitrary_header_names_and_queries(
     logged_errors.found.clear()
     responses = [r for r in serve(seeded_storage()[0], raw, method, False) if r.status >= 200]
     assert logged_errors.found == [], (logged_errors.found, raw[:300])
-    for response in responses:  # Twisted itself may refuse a malformed header: a 400
-        if response.header("content-type") != "application/xml" and response.status == 400:
+    for response in responses:
+        if (response.status, response.headers, response.body) == (400, {}, b""):
+            # Twisted's HTTP parser refused a malformed header line before any S3 code
+            # ran ("HTTP/1.1 400 Bad Request", then it closes the connection).
+            event("bare 400 from twisted.web")
             continue
         check_response(response, method.upper(), raw)

@@ -63,7 +63,7 @@ from s3proxy.model import (
     UploadInfo,
     UploadsPage,
 )
-from s3proxy.names import MAX_KEY_BYTES, check_key, is_valid_bucket_name, is_xml_safe
+from s3proxy.names import is_valid_bucket_name, is_xml_safe
 from s3proxy.storage.bucketcache import BucketInfoCache
 from s3proxy.storage.fslistcache import RACY_NS, ListingFieldCache
 from s3proxy.storage.fsmeta import (
@@ -99,8 +99,6 @@ class KeyPath:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-            check_key(key)  # KeyTooLongError, as S3 (and no path grows past PATH_MAX)
         self.marker = key.endswith("/")
         parts = (key[:-1] if self.marker else key).split("/")
         for part in parts:

@@ -10,8 +10,12 @@ checkout, so a run leaves nothing behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.fuzz.fsbackend import POOL
 
 _COMMON = {
     "deadline": None,
@@ -29,3 +33,13 @@ def scaled(examples: int) -> int:
     """A test's own example count (set where one example is costly or cheap), scaled
     up by the deep profile."""
     return examples * 30 if PROFILE == "deep" else examples
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fs_pool() -> Iterator[None]:
+    """The thread pool of the filesystem backends the property tests create."""
+    POOL.start()
+    try:
+        yield
+    finally:
+        POOL.stop()

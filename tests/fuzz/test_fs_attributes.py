@@ -35,11 +35,16 @@ tags = st.dictionaries(
     safe_text,
     max_size=10,
 )
-keys = st.text(
-    st.characters(min_codepoint=0x21, max_codepoint=0x7E).filter(lambda c: c != "/"),
-    min_size=1,
-    max_size=200,
-).map(lambda seg: "/".join([seg] * 5)[:1024].strip("/"))
+# Keys up to 1024 bytes the backend can hold (no '.' or '..' segment).
+keys = (
+    st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E).filter(lambda c: c != "/"),
+        min_size=1,
+        max_size=200,
+    )
+    .map(lambda seg: "/".join([seg] * 5)[:1024].strip("/"))
+    .filter(lambda key: not {".", ".."} & set(key.split("/")))
+)
 
 
 @settings(max_examples=scaled(25))

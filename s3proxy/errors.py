@@ -235,3 +235,17 @@ RequestTimeTooSkewed = _error(
 MissingSecurityHeader = _error(
     "MissingSecurityHeader", 400, "Your request was missing a required header."
 )
+# The data root's file system refused an operation (see storage/oserrors.py). AWS has
+# no such errors. A full disk gets MinIO's code and status (507, which SDKs do not
+# retry: more space has to be made first); a read-only root is unavailable for writes
+# (503, which SDKs retry: a remount may fix it).
+StorageFull = _error(
+    "XMinioStorageFull",
+    507,
+    "The storage has no space left for this request. Delete some objects to proceed.",
+)
+StorageReadOnly = _error(
+    "ServiceUnavailable",
+    503,
+    "The storage is read-only: it serves reads but accepts no writes now.",
+)

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from s3proxy.auth.credentials import CredentialsError, load_credentials
@@ -21,6 +22,7 @@ from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
 from s3proxy.configfile import ConfigError, option_values, read_config
 from s3proxy.console import fatal, say
+from s3proxy.errors import S3Error
 from s3proxy.interfaces import IStorage
 from s3proxy.observe.options import (
     OBSERVABILITY_PARAMETERS,
@@ -320,8 +322,18 @@ class ExpiryTask:
     def __call__(self) -> Any:
         d = self.storage.expire_multipart_uploads(self.reactor.seconds() - self.max_age)
         d.addCallback(self._report)
-        d.addErrback(lambda f: self.log.failure("expiring multipart uploads failed", f))
+        d.addErrback(self._failed)
         return d
+
+    def _failed(self, failure: Failure) -> None:
+        # A storage refusal (read-only root, full disk) is one line each run; anything
+        # else is a bug and keeps its traceback.
+        if failure.check(S3Error):
+            self.log.warn(
+                "expiring multipart uploads failed: {error}", error=failure.getErrorMessage()
+            )
+        else:
+            self.log.failure("expiring multipart uploads failed", failure)
 
     def _report(self, removed: int) -> None:
         if removed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import hmac
 import re
 import time
@@ -329,17 +330,26 @@ def _header_payload(req: SignedRequest) -> str:
 
 
 def _valid_amz_date(text: str) -> bool:
-    if not _AMZ_DATE.fullmatch(text):
-        return False
-    try:
-        time.strptime(text, "%Y%m%dT%H%M%SZ")
-    except ValueError:
-        return False
-    return True
+    return _parsed_amz_date(text) is not None
 
 
 def _epoch(amz_date: str) -> float:
-    return float(calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+    epoch = _parsed_amz_date(amz_date)
+    if epoch is None:
+        raise ValueError(amz_date)
+    return epoch
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_amz_date(text: str) -> float | None:
+    """Seconds since the epoch, or None. Remembered: a second's requests share their
+    X-Amz-Date, and strptime costs more than the rest of the date handling."""
+    if not _AMZ_DATE.fullmatch(text):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%SZ")))
+    except ValueError:
+        return None
 
 
 def _verify(

@@ -71,10 +71,12 @@ from s3proxy.storage.fsmeta import (
     MetaRecord,
     SidecarMetadata,
     XattrMetadata,
+    replace_with,
     xattrs_work,
 )
 from s3proxy.storage.fsuploads import FilesystemUploads
 from s3proxy.storage.listing import CommonPrefix, ListEntry, roll_up, take_page
+from s3proxy.storage.oserrors import s3_error_for
 from s3proxy.storage.streams import ChunkedReader
 
 T = TypeVar("T")
@@ -406,6 +408,7 @@ class FilesystemStorage:
             os.makedirs(d, exist_ok=True)
         self._sweep_temporary_files()
         self.metadata = self._choose_metadata(metadata, os.path.join(internal, "meta"))
+        self._sidecar = isinstance(self.metadata, SidecarMetadata)
         self.uploads = FilesystemUploads(self, os.path.join(internal, "uploads"))
         self._directories = DirectoryCache()
         self._listing_fields = ListingFieldCache()
@@ -428,6 +431,13 @@ class FilesystemStorage:
     def _choose_metadata(self, mode: str, meta_root: str) -> MetadataStore:
         if mode not in ("auto", "xattr", "sidecar"):
             raise ValueError(f"unknown metadata mode {mode!r}: use auto, xattr or sidecar")
+        if os.statvfs(self.root).f_flag & os.ST_RDONLY:
+            # Nothing can be probed by writing; serve what is there. Only the sidecar
+            # mode ever made the meta tree.
+            self.log.warn("{root} is read-only: only reads will succeed", root=self.root)
+            if mode == "sidecar" or (mode == "auto" and os.path.isdir(meta_root)):
+                return SidecarMetadata(meta_root, self._tmp_dir)
+            return XattrMetadata()
         if mode in ("auto", "xattr"):
             if xattrs_work(self._tmp_dir):
                 return XattrMetadata()
@@ -453,7 +463,25 @@ class FilesystemStorage:
     # -- helpers ----------------------------------------------------------------
 
     def _run(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
-        return deferToThreadPool(self._reactor, self._pool, fn, *args)
+        d = deferToThreadPool(self._reactor, self._pool, fn, *args)
+        d.addErrback(self._refused)
+        return d
+
+    def _refused(self, failure: Failure) -> Failure:
+        """A full, read-only or forbidding file system is the client's S3 error (and
+        one log line), not an InternalError."""
+        if isinstance(failure.value, OSError):
+            error = s3_error_for(failure.value)
+            if error is not None:
+                self.log.warn(
+                    "{root}: {reason} ({path}): answered {code}",
+                    root=self.root,
+                    reason=failure.value.strerror,
+                    path=failure.value.filename,
+                    code=error.code,
+                )
+                return Failure(error)
+        return failure
 
     def _temp_path(self) -> str:
         return os.path.join(self._tmp_dir, f"{uuid.uuid4().hex}.part")
@@ -577,10 +605,8 @@ class FilesystemStorage:
     ) -> None:
         record = {"created": created, "acl": acl.to_json() if acl else None}
         record["config"] = dict(config if config is not None else self._bucket_config(bucket))
-        temp = self._temp_path()
-        with open(temp, "w") as f:
-            json.dump(record, f)
-        os.rename(temp, os.path.join(self._bucket_records, bucket))
+        target = os.path.join(self._bucket_records, bucket)
+        replace_with(self._temp_path(), target, json.dumps(record).encode())
 
     def _bucket_config(self, bucket: str) -> dict[str, str]:
         """The put_bucket_config documents in the bucket's record ({} if none)."""
@@ -787,15 +813,26 @@ class FilesystemStorage:
         path = KeyPath(key)
         parent = self._open_parent(bucket, path, create=False)
         try:
-            flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(path.name, flags, dir_fd=parent)
-            except OSError as e:
-                if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
-                    raise NoSuchKey(Key=key) from None
-                raise
+            info, fd = self._stat_in(parent, bucket, path)
+            if fd is not None and self._sidecar and info.etag == _foreign_etag(os.fstat(fd)):
+                # The file and its record disagree: a change may be between its two
+                # renames. Look again once none is under way.
+                os.close(fd)
+                self._lock_changes(parent, exclusive=False)
+                info, fd = self._stat_in(parent, bucket, path)
+            return info, fd
         finally:
-            os.close(parent)
+            os.close(parent)  # (and with it the lock)
+
+    def _stat_in(self, parent: int, bucket: str, path: KeyPath) -> tuple[ObjectInfo, int | None]:
+        key = path.key
+        flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path.name, flags, dir_fd=parent)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+                raise NoSuchKey(Key=key) from None
+            raise
         try:
             st = os.fstat(fd)
             if path.marker:
@@ -811,6 +848,14 @@ class FilesystemStorage:
         except BaseException:
             os.close(fd)
             raise
+
+    def _lock_changes(self, parent: int, exclusive: bool = True) -> None:
+        """Sidecar metadata: a file and its record change by two renames, so changes
+        hold their directory's lock across both (and readers take it when the two
+        disagree): nobody sees the record of one version with the data of another.
+        Closing ``parent`` releases the lock. (An xattr changes with its file.)"""
+        if self._sidecar:
+            fcntl.flock(parent, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
     def _head_object(self, bucket: str, key: str) -> ObjectInfo:
         info, fd = self._stat_object(bucket, key)
@@ -915,22 +960,25 @@ class FilesystemStorage:
                 "A key ending in '/' is a directory marker and must be empty.", Key=path.key
             )
         record = MetaRecord(etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes)
-        for attempt in (1, 2):
-            parent = self._open_parent(bucket, path, create=True)
+        for attempt in (1, 2, 3):
             try:
-                if path.marker:
-                    self._commit_marker(parent, bucket, path, record, create_only)
-                    os.unlink(temp)
-                else:
-                    self._commit_file(parent, temp, bucket, path, record, create_only)
-                self._sync_dir(parent)
+                parent = self._open_parent(bucket, path, create=True)
+                try:
+                    if path.marker:
+                        self._commit_marker(parent, bucket, path, record, create_only)
+                        os.unlink(temp)
+                    else:
+                        self._commit_file(parent, temp, bucket, path, record, create_only)
+                    self._sync_dir(parent)
+                finally:
+                    os.close(parent)
                 break
             except FileNotFoundError:
-                # A concurrent delete removed an empty parent directory; walk again.
-                if attempt == 2:
+                # A concurrent delete removed an empty parent directory, or the whole
+                # bucket (then this is NoSuchBucket): walk again.
+                os.close(self._open_bucket(bucket))
+                if attempt == 3:
                     raise
-            finally:
-                os.close(parent)
         size = 0 if path.marker else st.st_size
         return ObjectInfo(path.key, size, etag, st.st_mtime, attributes, part_sizes=part_sizes)
 
@@ -949,6 +997,7 @@ class FilesystemStorage:
             existing = None
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise ExistingObjectIsDirectory(Key=path.key)
+        self._lock_changes(parent)  # released when the caller closes parent
         if create_only:
             self._commit_new_file(parent, temp, bucket, path, record, existing)
             return
@@ -1100,6 +1149,7 @@ class FilesystemStorage:
                     return
                 if stat.S_ISDIR(st.st_mode):
                     return
+                self._lock_changes(parent)
                 os.unlink(path.name, dir_fd=parent)
                 self.metadata.remove(bucket, key, "")
             self._sync_dir(parent)
@@ -1136,25 +1186,28 @@ class FilesystemStorage:
         path = KeyPath(key)
         parent = self._open_parent(bucket, path, create=False)
         try:
+            if not path.marker:
+                self._lock_changes(parent)
             flags = _DIR_FLAGS if path.marker else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 fd = os.open(path.name, flags, dir_fd=parent)
             except OSError:
                 raise NoSuchKey(Key=key) from None
+            try:
+                st = os.fstat(fd)
+                record = self.metadata.load(bucket, key, "", fd)
+                if record is None or not record.describes(st):
+                    if path.marker or not stat.S_ISREG(st.st_mode):
+                        raise NoSuchKey(Key=key)
+                    info = self._info(bucket, key, "", st, fd)  # a foreign file
+                    record = MetaRecord(info.etag, st.st_size, st.st_mtime_ns, info.attributes)
+                attributes = change(record.attributes)
+                changed = dataclasses.replace(record, attributes=attributes)
+                self.metadata.save(bucket, key, fd, changed)
+            finally:
+                os.close(fd)
         finally:
             os.close(parent)
-        try:
-            st = os.fstat(fd)
-            record = self.metadata.load(bucket, key, "", fd)
-            if record is None or not record.describes(st):
-                if path.marker or not stat.S_ISREG(st.st_mode):
-                    raise NoSuchKey(Key=key)
-                info = self._info(bucket, key, "", st, fd)  # a foreign file
-                record = MetaRecord(info.etag, st.st_size, st.st_mtime_ns, info.attributes)
-            attributes = change(record.attributes)
-            self.metadata.save(bucket, key, fd, dataclasses.replace(record, attributes=attributes))
-        finally:
-            os.close(fd)
 
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
         return self._run(self._put_object_acl, bucket, key, acl)

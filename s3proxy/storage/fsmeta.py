@@ -191,9 +191,7 @@ class SidecarMetadata(MetadataStore):
         target = self._path(bucket, key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         temp = os.path.join(self._tmp, f"{uuid.uuid4().hex}.meta")
-        with open(temp, "wb") as f:
-            f.write(record.to_bytes(key))
-        os.replace(temp, target)
+        replace_with(temp, target, record.to_bytes(key))
 
     def remove(self, bucket: str, key: str, target: str | int) -> None:
         try:
@@ -239,6 +237,21 @@ def _unpack(value: bytes) -> bytes | None:
     except zlib.error:
         return None
     return None if inflater.unconsumed_tail else raw
+
+
+def replace_with(temp: str, target: str, data: bytes) -> None:
+    """Replace ``target`` by a file holding ``data``, written to ``temp`` first (so
+    readers never see half of it). On any failure (a full disk) ``temp`` is removed."""
+    try:
+        with open(temp, "xb") as f:
+            f.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def xattrs_work(probe_dir: str) -> bool:

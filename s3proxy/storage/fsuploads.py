@@ -35,6 +35,7 @@ from s3proxy.model import (
     UploadInfo,
     UploadsPage,
 )
+from s3proxy.storage.fsmeta import replace_with
 from s3proxy.storage.multipart import (
     check_upload_id,
     composite_checksums,
@@ -43,6 +44,7 @@ from s3proxy.storage.multipart import (
     page_uploads,
     select_parts,
 )
+from s3proxy.storage.oserrors import s3_error_for
 
 if TYPE_CHECKING:
     from s3proxy.storage.filesystem import FilesystemStorage
@@ -168,14 +170,8 @@ class FilesystemUploads:
         return upload
 
     def _write_json(self, path: str, record: dict[str, object]) -> None:
-        temp = self._storage._temp_path()
-        with open(temp, "w") as f:
-            json.dump(record, f)
-        try:
-            os.rename(temp, path)
-        except FileNotFoundError:
-            os.unlink(temp)
-            raise
+        # A FileNotFoundError (the upload directory is gone) reaches the caller.
+        replace_with(self._storage._temp_path(), path, json.dumps(record).encode())
 
     def check(self, bucket: str, key: str, upload_id: str) -> None:
         self._load(bucket, key, upload_id)
@@ -212,13 +208,14 @@ class FilesystemUploads:
                 },
             )
             os.rename(temp, target)
-        except FileNotFoundError:
-            # Completed or aborted meanwhile.
+        except BaseException as e:
             try:
                 os.unlink(temp)
             except FileNotFoundError:
                 pass
-            raise NoSuchUpload(UploadId=upload_id) from None
+            if isinstance(e, FileNotFoundError):  # completed or aborted meanwhile
+                raise NoSuchUpload(UploadId=upload_id) from None
+            raise  # e.g. no space left for the record
         return ObjectInfo(str(number), st.st_size, etag, st.st_mtime)
 
     def copy_part(
@@ -252,7 +249,10 @@ class FilesystemUploads:
                 if self._storage._fsync:
                     os.fsync(out.fileno())
         except BaseException:
-            os.unlink(temp)
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass  # open() itself failed
             raise
         finally:
             if fd is not None:
@@ -297,9 +297,11 @@ class FilesystemUploads:
             lock = open(os.path.join(directory, "upload.json"), "rb")  # noqa: SIM115
             fcntl.flock(lock, fcntl.LOCK_EX)
             os.rename(directory, claimed)
-        except OSError:
+        except OSError as e:
             if lock is not None:
                 lock.close()
+            if s3_error_for(e) is not None:
+                raise  # a read-only or forbidding file system, not a lost race
             raise NoSuchUpload(UploadId=upload_id) from None
         with lock:
             return self._assemble(
@@ -357,7 +359,9 @@ class FilesystemUploads:
         doomed = f"{directory}.aborting-{uuid.uuid4().hex}"
         try:
             os.rename(directory, doomed)
-        except OSError:
+        except OSError as e:
+            if s3_error_for(e) is not None:
+                raise  # a read-only or forbidding file system, not a lost race
             raise NoSuchUpload(UploadId=upload_id) from None
         shutil.rmtree(doomed, ignore_errors=True)
 

@@ -39,12 +39,15 @@ class Connections:
         if self.draining:
             _last_on_its_connection(request)
 
+    def in_flight(self) -> int:
+        """Connections with a request begun and not answered yet."""
+        return sum(1 for channel in self._open() if _busy(channel))
+
     def close_idle(self) -> None:
         for request in self.requests:
             _last_on_its_connection(request)
-        busy = {id(r.channel) for r in self.requests}
         for channel in self._open():
-            if id(channel) not in busy:
+            if not _busy(channel):
                 channel.transport.loseConnection()
 
     def abort_all(self) -> None:
@@ -60,6 +63,13 @@ class Connections:
             if transport is not None and not getattr(transport, "disconnected", False):
                 open_channels.append(channel)
         return open_channels
+
+
+def _busy(channel: Any) -> bool:
+    """A request's first line is in and its response not finished (Twisted's channel
+    queues it from its first line; our request set only from ``process``, which an
+    upload reaches a reactor turn after its headers), or part of a line is."""
+    return bool(getattr(channel, "requests", None)) or bool(getattr(channel, "_buffer", b""))
 
 
 def _last_on_its_connection(request: http.Request) -> None:
@@ -96,27 +106,27 @@ class DrainService(Service):
         self.on_stop()
         connections = self.connections
         connections.draining = True
-        in_flight = len(connections.requests)
+        in_flight = connections.in_flight()
         self.log.info(
             "shutting down: {count} requests in flight, waiting up to {grace:g} s",
             count=in_flight,
             grace=self.grace,
         )
         connections.close_idle()
-        if not connections.requests:
+        if not connections.in_flight():
             return succeed(None)
         done: Deferred[None] = Deferred()
         deadline = self.reactor.seconds() + self.grace
 
         def check() -> None:
             connections.close_idle()
-            if not connections.requests:
+            if not connections.in_flight():
                 self.log.info("shutdown: every request in flight finished")
                 done.callback(None)
             elif self.reactor.seconds() >= deadline:
                 self.log.warn(
                     "shutdown: closing {count} connections still busy after {grace:g} s",
-                    count=len(connections.requests),
+                    count=connections.in_flight(),
                     grace=self.grace,
                 )
                 connections.abort_all()

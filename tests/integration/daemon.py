@@ -49,6 +49,8 @@ class Daemon:
     backend: str
     workdir: Path
     extra_args: list[str] = field(default_factory=list)
+    # Run through another command, e.g. setpriv to start it as another user.
+    command_prefix: list[str] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -85,6 +87,7 @@ class Daemon:
             self.backend,
             *self.extra_args,
         ]
+        args = self.command_prefix + args
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             args, cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -168,6 +168,26 @@ def test_sigterm_lets_requests_in_flight_finish(make_daemon: Start) -> None:
     assert "every request in flight finished" in log
 
 
+def test_sigterm_waits_for_a_request_whose_headers_are_arriving(make_daemon: Start) -> None:
+    """A request is in flight from its first line on, not only once it is handled."""
+    daemon = make_daemon(None, "--no-fsync", "--shutdown-grace", "20s")
+    urllib.request.urlopen(urllib.request.Request(f"{daemon.endpoint}/bkt", method="PUT"))
+    conn = socket.create_connection(("127.0.0.1", daemon.port))
+    conn.sendall(b"PUT /bkt/half-headers HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.5)
+    os.kill(daemon.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    assert daemon.process is not None and daemon.process.poll() is None
+    conn.sendall(b"Content-Length: 5\r\n\r\nhello")
+    response = read_response(conn)
+    assert response.startswith(b"HTTP/1.1 200"), response
+    assert b"connection: close" in response.lower()
+    assert daemon.process.wait(timeout=20) == -signal.SIGTERM
+    stored = Path(daemon.backend.removeprefix("file:")) / "bkt" / "half-headers"
+    assert stored.read_bytes() == b"hello"
+    assert "shutting down: 1 requests in flight" in daemon.log_text()
+
+
 def test_sigterm_grace_period_ends_stalled_uploads(make_daemon: Start) -> None:
     daemon = make_daemon(None, "--no-fsync", "--shutdown-grace", "1s")
     urllib.request.urlopen(urllib.request.Request(f"{daemon.endpoint}/bkt", method="PUT"))

@@ -25,6 +25,7 @@ from s3proxy.storage.s3.attributes import (
     encode_value,
 )
 from s3proxy.storage.s3.client import encode_query, object_path
+from s3proxy.storage.s3.listing import upstream_start_after
 from s3proxy.storage.s3.signer import UNSIGNED_PAYLOAD, UpstreamCredentials, sign_request
 from s3proxy.storage.s3.upstream_errors import map_error
 from tests.contract.test_storage_contract import ATTRIBUTES
@@ -150,3 +151,22 @@ def test_listing_xml_with_url_encoded_keys() -> None:
     assert [(o.key, o.size, o.etag) for o in page.objects] == [("a b/é", 3, "abc")]
     assert page.objects[0].last_modified == SIGNED_AT.timestamp()
     assert (page.common_prefixes, page.next_token) == (["c/"], "tok")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "delimiter", "marker", "sent"),
+    [
+        ("a/", "/b", "a/b", "a/"),  # "/b" straddles the prefix's end: cut before it
+        ("a/b", "b/", "a/b/", "a/b"),
+        ("a/", "/b", "a/x/b", "a/x/b"),  # the delimiter after the prefix is S3's own
+        ("a/", "/", "a/b", "a/b"),  # one character cannot straddle
+        ("a/", "/b", "0", "0"),  # before the prefix: as it is
+        ("", "ab", "xab", "xab"),
+    ],
+)
+def test_start_after_never_straddles_the_prefix(
+    prefix: str, delimiter: str, marker: str, sent: str
+) -> None:
+    assert upstream_start_after(prefix, delimiter, marker) == sent
+    # Nothing between what is sent and the marker is lost: we only ever send less.
+    assert marker.startswith(sent)

@@ -1,7 +1,12 @@
 """ListObjectsV2 upstream, mapped onto our ListPage: a marker is S3's start-after, and
 a common prefix that does not sort after the marker is left out, as on our other
 backends. Upstream pages are read until the page is full (plus one entry, to know
-whether the listing goes on)."""
+whether the listing goes on).
+
+Ceph RGW 16.2 takes a start-after that holds the delimiter straddling the prefix's end
+(prefix "a/", delimiter "/b", marker "a/b") for a common prefix and skips every key
+after it; such a marker is sent shortened to before that occurrence, and what sorts
+up to the real marker is dropped here, as every answer's entries are anyway."""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ async def list_page(
         if token:
             query.append(("continuation-token", token))
         elif marker:
-            query.append(("start-after", marker))
+            query.append(("start-after", upstream_start_after(prefix, delimiter, marker)))
         _, body = await client.fetch("GET", bucket, query=query)
         page = upstream_xml.list_objects_v2(body)
         found: list[tuple[str, ObjectInfo | None]] = [
@@ -58,3 +63,15 @@ async def list_page(
         truncated,
         shown[-1][0] if truncated else None,
     )
+
+
+def upstream_start_after(prefix: str, delimiter: str, marker: str) -> str:
+    """``marker``, cut before a delimiter that starts inside ``prefix`` and ends after
+    it (possible only with a delimiter of several characters)."""
+    if len(delimiter) < 2 or not marker.startswith(prefix):
+        return marker
+    first = max(len(prefix) - len(delimiter) + 1, 0)
+    at = marker.find(delimiter, first)
+    if 0 <= at < len(prefix):
+        return marker[: at + len(delimiter) - 1]
+    return marker

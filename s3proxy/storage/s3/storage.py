@@ -3,7 +3,7 @@ Multipart uploads are in ``uploads.py``; state S3 has no place for, in ``state.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -45,6 +45,7 @@ from s3proxy.storage.s3.attributes import (
 )
 from s3proxy.storage.s3.client import UpstreamClient, header, object_path
 from s3proxy.storage.s3.common import gather, key_digest, now, to_deferred
+from s3proxy.storage.s3.creating import CreateGuard, Release
 from s3proxy.storage.s3.listing import list_page
 from s3proxy.storage.s3.reader import UpstreamReader, discard
 from s3proxy.storage.s3.state import STATE_BUCKET, StateStore
@@ -64,6 +65,7 @@ class S3Storage:
         self.prefix = bucket_prefix
         self.state = StateStore(client, bucket_prefix + STATE_BUCKET)
         self.uploads = Uploads(self)
+        self.creating = CreateGuard(client)
         # Every request's authorization reads its bucket (two upstream requests).
         self._bucket_infos = BucketInfoCache()
 
@@ -277,7 +279,7 @@ class S3Storage:
             async def send(body: IBodyProducer) -> IResponse:
                 headers = attribute_headers(attributes)
                 if create_only:
-                    headers["If-None-Match"] = "*"  # the upstream decides, atomically
+                    headers["If-None-Match"] = "*"  # atomic where the upstream honours it
                 response = await self.client.request("PUT", name, key, headers=headers, body=body)
                 await self.client.read_body(response)  # frees the connection for reuse
                 return response
@@ -289,8 +291,17 @@ class S3Storage:
                 stored = replace(attributes, checksums=checksums)
                 return ObjectInfo(key, size, md5, now(), stored)
 
+            def claim() -> Awaitable[Release]:
+                return self.creating.claim(name, key)
+
             return UpstreamWriter(
-                send, commit, content_md5, expected_size, self.client.reactor, self.client.timeout
+                send,
+                commit,
+                content_md5,
+                expected_size,
+                self.client.reactor,
+                self.client.timeout,
+                claim if create_only else None,
             )
 
         return to_deferred(open_writer())

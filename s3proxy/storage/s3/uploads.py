@@ -219,14 +219,21 @@ class Uploads:
             for p in chosen
         )
         body = f"<CompleteMultipartUpload>{document}</CompleteMultipartUpload>".encode()
-        _, answer = await self.client.fetch(
-            "POST",
-            upload.upstream_bucket,
-            key,
-            query=self._query(upload),
-            headers={"If-None-Match": "*"} if create_only else None,
-            body=body,
-        )
+        release = None
+        if create_only:
+            release = await self.storage.creating.claim(upload.upstream_bucket, key)
+        try:
+            _, answer = await self.client.fetch(
+                "POST",
+                upload.upstream_bucket,
+                key,
+                query=self._query(upload),
+                headers={"If-None-Match": "*"} if create_only else None,
+                body=body,
+            )
+        finally:
+            if release is not None:
+                release()
         etag = upstream_xml.complete_result(answer)  # S3 may fail after its 200
         if not etag:
             # Ceph RGW 16.2 answers with an empty <ETag>; its HEAD has the "<md5>-N".

@@ -20,13 +20,14 @@ from zope.interface import implementer
 from s3proxy.errors import BadDigest, IncompleteBody, S3Error, ServiceUnavailable
 from s3proxy.interfaces import IObjectWriter
 from s3proxy.model import ObjectInfo
+from s3proxy.storage.s3.spool import Spool
 
 # Bytes held while the upstream connection is not ready yet, before the client is paused.
 HIGH_WATER = 1024 * 1024
 # A body of unknown length (Transfer-Encoding: chunked from the client) is held up to
-# this size before anything is sent: one that ends by then goes upstream with its
-# Content-Length, which AWS and Ceph RGW require (they answer a chunked PUT with 411);
-# a longer one is streamed chunked, which MinIO and moto take.
+# this size before anything is sent, then goes upstream with its Content-Length, which
+# AWS and Ceph RGW require (they answer a chunked PUT with 411); a longer one is kept
+# in a temporary file until its end (spool.py).
 SPOOL_LIMIT = 8 * 1024 * 1024
 
 
@@ -56,13 +57,19 @@ class _Body:
 
 
 Committer = Callable[[IResponse, str, int, dict[str, str]], Awaitable[ObjectInfo]]
+# A create-only write's turn to commit (see creating.py): fails if the key exists,
+# else fires with what ends the turn.
+Claim = Callable[[], Awaitable[Callable[[], None]]]
 
 
 @implementer(IObjectWriter)
 class UpstreamWriter:
     """``send(body)`` starts the upstream request with ``body`` as its producer and
     fires with the successful response (or fails with the mapped S3Error);
-    ``commit(response, md5_hex, size, checksums)`` turns it into the ObjectInfo."""
+    ``commit(response, md5_hex, size, checksums)`` turns it into the ObjectInfo.
+    With ``claim`` (a create-only write) what commits the upstream's write (the last
+    byte of a body of known length, the end of a held or chunked one) waits until
+    the claim is granted."""
 
     def __init__(
         self,
@@ -72,8 +79,12 @@ class UpstreamWriter:
         expected_size: int | None,
         clock: IReactorTime | None = None,
         answer_timeout: float = 60.0,
+        claim: Claim | None = None,
     ) -> None:
         self._clock = clock
+        self._claim = claim
+        self._tail = b""
+        self._spool: Spool | None = None
         self._answer_timeout = answer_timeout
         self._commit = commit
         self._content_md5 = content_md5
@@ -92,7 +103,8 @@ class UpstreamWriter:
         self._failure: Failure | None = None
         self._send = send
         self._response: Deferred[IResponse] | None = None
-        if expected_size is not None:
+        # An empty create-only body would commit with its headers: it waits for finish().
+        if expected_size is not None and not (claim is not None and expected_size == 0):
             self._start(expected_size)
 
     def _start(self, length: int | None) -> None:
@@ -132,19 +144,36 @@ class UpstreamWriter:
             return  # cut off, or the upstream gave up: finish() tells which
         if self._expected_size is not None and self._size > self._expected_size:
             return  # too long: finish() reports it; the upstream gets no excess
-        if self._upstream is not None and not self._pending:
+        if self._claim is not None and self._size == self._expected_size and data:
+            data, self._tail = data[:-1], data[-1:]  # the commit waits for the claim
+        self._forward(data)
+
+    def _forward(self, data: bytes) -> None:
+        if not data:
+            pass
+        elif self._spool is not None:
+            self._spool.write(data)
+        elif self._upstream is not None and not self._pending:
             self._upstream.write(data)
         else:
             self._pending.append(data)
             self._pending_size += len(data)
             if self._response is None and self._pending_size > SPOOL_LIMIT:
-                self._start(None)  # longer than we hold: stream it chunked
+                self._spool_pending()  # longer than we hold: to a file until its end
         self._steer()
+
+    def _spool_pending(self) -> None:
+        self._spool = Spool(self._steer)
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        for data in pending:
+            self._spool.write(data)
 
     def _steer(self) -> None:
         """Pause the client while the upstream lags; resume it once it caught up."""
-        behind = self._upstream_paused or self._pending_size > (
-            HIGH_WATER if self._response is not None else SPOOL_LIMIT
+        behind = (
+            self._upstream_paused
+            or self._pending_size > (HIGH_WATER if self._response is not None else SPOOL_LIMIT)
+            or (self._spool is not None and self._spool.queued > HIGH_WATER)
         )
         producer = self._producer
         if producer is None or behind == self._producer_paused:
@@ -198,10 +227,37 @@ class UpstreamWriter:
         if self._content_md5 is not None and digest != self._content_md5:
             self._cut_off()
             raise BadDigest()
+        release = None
+        if self._claim is not None:
+            try:
+                release = await self._claim()
+            except BaseException:
+                self._cut_off()
+                raise
+        try:
+            return await self._commit_body(digest.hex(), checksums)
+        finally:
+            self._close_spool()
+            if release is not None:
+                release()
+
+    def _close_spool(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+
+    async def _commit_body(self, md5: str, checksums: dict[str, str]) -> ObjectInfo:
         self._finishing = True
-        if self._response is None:
+        if self._spool is not None:
+            try:
+                await self._spool.flush()
+            except OSError as e:  # the temporary directory is full or gone
+                raise ServiceUnavailable("The gateway could not hold the body.") from e
+            self._response = ensureDeferred(self._send(self._spool.body(self._size)))
+        elif self._response is None:
             self._start(self._size)  # all of it was held: now its length is known
         assert self._response is not None
+        self._forward(self._tail)
         if self._body_done is not None and not self._body_done.called:
             self._body_done.callback(None)
         # The whole body is out: an upstream that never answers is given up on.
@@ -215,7 +271,7 @@ class UpstreamWriter:
             if isinstance(self._failure.value, S3Error):
                 self._failure.raiseException()
             raise ServiceUnavailable("The upstream store did not take the object.")
-        return await self._commit(response, digest.hex(), self._size, checksums)
+        return await self._commit(response, md5, self._size, checksums)
 
     def _cut_off(self) -> None:
         """End the upstream request without its last bytes: nothing is stored."""
@@ -224,6 +280,7 @@ class UpstreamWriter:
         self._closed = True
         self._pending = []
         self._pending_size = 0
+        self._close_spool()
         if self._response is None:
             return  # nothing was sent
         if self._body_done is not None and not self._body_done.called:

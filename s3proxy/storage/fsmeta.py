@@ -25,7 +25,9 @@ XATTR_NAME = "user.s3proxy"
 _COMPRESSED = b"z"
 _COMPRESS_ABOVE = 2048
 _MAX_RECORD = 1 << 20  # no record we write inflates past this
-_TOO_BIG = (errno.ENOSPC, errno.E2BIG, errno.ERANGE)  # what setxattr says when it is
+# What setxattr says when a value is too big; ENOSPC only counts for a value past
+# _COMPRESS_ABOVE (ext4's limit is one 4 KiB block), as a full disk says it too.
+_TOO_BIG = (errno.E2BIG, errno.ERANGE)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class XattrMetadata(MetadataStore):
             else:
                 os.setxattr(target, XATTR_NAME, value, follow_symlinks=False)
         except OSError as e:
-            if e.errno in _TOO_BIG:
+            if e.errno in _TOO_BIG or (e.errno == errno.ENOSPC and len(value) > _COMPRESS_ABOVE):
                 raise MetadataTooLarge(
                     "The object's attributes do not fit in the file system's extended "
                     "attributes (the sidecar metadata mode has no such limit)."

@@ -166,9 +166,27 @@ def sigv2_signed(
     return req, signature
 
 
+# A presigned URL's own parameters are the signer's; a query naming them already is
+# not something a client can presign. Nor are x-amz-*, Content-Type and Content-MD5
+# parameters: a presigned SigV2 URL carries signed headers that way (S3, and we, sign
+# them as headers; botocore, which moves headers there itself, does not expect any).
+AUTH_PARAMS = {"expires", "signature", "awsaccesskeyid", "content-type", "content-md5"}
+
+
+def without_auth_params(case: tuple) -> tuple:
+    method, bucket, key, query, hdrs, presigned, prefix = case
+    if presigned:
+        query = [
+            (n, v)
+            for n, v in query
+            if n.lower() not in AUTH_PARAMS and not n.lower().startswith("x-amz-")
+        ]
+    return method, bucket, key, query, hdrs, presigned, prefix
+
+
 requests = st.tuples(
     st.sampled_from(METHODS), buckets, keys, queries, headers, st.booleans(), st.booleans()
-)
+).map(without_auth_params)
 
 
 @given(requests)

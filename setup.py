@@ -35,6 +35,7 @@ setup(
             "lxml-stubs",
             "types-requests",
             "moto[server]>=5.0",
+            "hypothesis>=6.100",
         ],
     },
     entry_points={"console_scripts": []},

@@ -114,7 +114,7 @@ def _sigv2(fields: Mapping[str, str], policy: str, users: Mapping[str, User]) ->
 def decode_policy(policy: str) -> dict[str, Any]:
     try:
         document = json.loads(base64.b64decode(policy, validate=True))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # "[[[[...": too deep to parse
         raise InvalidPolicyDocument("Invalid Policy: Invalid JSON.") from None
     if not isinstance(document, dict):
         raise InvalidPolicyDocument("Invalid Policy: Invalid JSON.")
@@ -156,7 +156,7 @@ def check_policy(
         if operator == "content-length-range":
             try:
                 size = SizeRange(int(condition[1]), int(condition[2]))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999
                 raise InvalidPolicyDocument(
                     "Invalid Policy: Invalid content-length-range: " + json.dumps(condition)
                 ) from None

@@ -104,14 +104,25 @@ class KeyPath:
         self.marker = key.endswith("/")
         parts = (key[:-1] if self.marker else key).split("/")
         for part in parts:
-            if part in ("", ".", "..") or len(part.encode("utf-8")) > _NAME_MAX:
+            # NUL and lone surrogates: no file name can hold them (the os calls would
+            # raise ValueError or UnicodeEncodeError).
+            size = len(part.encode("utf-8", "replace"))
+            if part in ("", ".", "..") or size > _NAME_MAX or "\0" in part or not _utf8(part):
                 raise InvalidArgument(
                     "The filesystem backend cannot store this key: empty, '.' or '..' "
-                    "path segments and segments over 255 bytes are not allowed.",
-                    Key=key,
+                    "path segments, segments over 255 bytes and NUL are not allowed.",
+                    Key=key.encode("utf-8", "replace").decode("utf-8"),
                 )
         self.parents = parts[:-1]
         self.name = parts[-1]
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class DirectoryCache:

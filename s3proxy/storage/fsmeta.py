@@ -12,13 +12,24 @@ import hashlib
 import json
 import os
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from s3proxy.errors import MetadataTooLarge
 from s3proxy.model import ObjectAttributes
 
 XATTR_NAME = "user.s3proxy"
+# ext4 keeps all of a file's xattrs in one block (4 KiB), so a long record (a multipart
+# object's part sizes, a long key with metadata and tags) is kept zlib-compressed,
+# after this prefix (a plain record is JSON and starts with "{").
+_COMPRESSED = b"z"
+_COMPRESS_ABOVE = 2048
+_MAX_RECORD = 1 << 20  # no record we write inflates past this
+# What setxattr says when a value is too big; ENOSPC only counts for a value past
+# _COMPRESS_ABOVE (ext4's limit is one 4 KiB block), as a full disk says it too.
+_TOO_BIG = (errno.E2BIG, errno.ERANGE)
 
 
 @dataclass(frozen=True)
@@ -122,16 +133,25 @@ class XattrMetadata(MetadataStore):
     def load_raw(self, bucket: str, key: str, path: str, fd: int | None = None) -> bytes | None:
         try:
             if fd is not None:
-                return os.getxattr(fd, XATTR_NAME)
-            return os.getxattr(path, XATTR_NAME, follow_symlinks=False)
+                return _unpack(os.getxattr(fd, XATTR_NAME))
+            return _unpack(os.getxattr(path, XATTR_NAME, follow_symlinks=False))
         except OSError:
             return None
 
     def save(self, bucket: str, key: str, target: str | int, record: MetaRecord) -> None:
-        if isinstance(target, int):
-            os.setxattr(target, XATTR_NAME, record.to_bytes(key))
-        else:
-            os.setxattr(target, XATTR_NAME, record.to_bytes(key), follow_symlinks=False)
+        value = _pack(record.to_bytes(key))
+        try:
+            if isinstance(target, int):
+                os.setxattr(target, XATTR_NAME, value)
+            else:
+                os.setxattr(target, XATTR_NAME, value, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in _TOO_BIG or (e.errno == errno.ENOSPC and len(value) > _COMPRESS_ABOVE):
+                raise MetadataTooLarge(
+                    "The object's attributes do not fit in the file system's extended "
+                    "attributes (the sidecar metadata mode has no such limit)."
+                ) from None
+            raise
 
     def remove(self, bucket: str, key: str, target: str | int) -> None:
         try:
@@ -229,6 +249,22 @@ class SidecarMetadata(MetadataStore):
         import shutil
 
         shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)
+
+
+def _pack(raw: bytes) -> bytes:
+    return raw if len(raw) <= _COMPRESS_ABOVE else _COMPRESSED + zlib.compress(raw, 9)
+
+
+def _unpack(value: bytes) -> bytes | None:
+    """A record as JSON; None if the value is not one we could have written."""
+    if not value.startswith(_COMPRESSED):
+        return value
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(value[len(_COMPRESSED) :], _MAX_RECORD)
+    except zlib.error:
+        return None
+    return None if inflater.unconsumed_tail else raw
 
 
 def replace_with(

@@ -14,6 +14,7 @@ from s3proxy.web.access import authorize_object
 from s3proxy.web.checksums import checksum_elements
 from s3proxy.web.context import S3Context, S3Response, xml_response
 from s3proxy.web.headers import http_date
+from s3proxy.web.numbers import non_negative
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 DEFAULT_MAX_PARTS = 1000
@@ -35,13 +36,14 @@ def _header_int(ctx: S3Context, name: str, default: int) -> int:
     text = ctx.headers.get(name)
     if text is None:
         return default
-    if not text.isdigit():
+    value = non_negative(text)
+    if value is None:
         raise InvalidArgument(
             f"Provided {name} not an integer or within integer range",
             ArgumentName=name,
             ArgumentValue=text,
         )
-    return int(text)
+    return value
 
 
 def _parts(ctx: S3Context, info: ObjectInfo) -> Any:

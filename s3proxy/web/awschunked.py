@@ -17,6 +17,7 @@ from s3proxy.errors import IncompleteBody, InvalidRequest
 
 MAX_LINE = 4096
 _CRLF = b"\r\n"
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class ChunkSignatures(Protocol):
@@ -95,12 +96,11 @@ class AwsChunkedDecoder:
     def _chunk_header(self, line: bytes) -> None:
         size_text, _, extension = line.partition(b";")
         size_text = size_text.strip()
-        if not size_text or len(size_text) > 16:
+        # Hex digits only: int(..., 16) also takes "-6", "+1", "0x1" and "1_0", and a
+        # negative size would move the parser backwards (forever, for some bodies).
+        if not 1 <= len(size_text) <= 16 or size_text.strip(_HEX_DIGITS):
             raise InvalidRequest("Malformed aws-chunked body: bad chunk size.")
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise InvalidRequest("Malformed aws-chunked body: bad chunk size.") from None
+        size = int(size_text, 16)
         signature = b""
         if extension.startswith(b"chunk-signature="):
             signature = extension[len(b"chunk-signature=") :]

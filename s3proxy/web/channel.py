@@ -29,9 +29,10 @@ AWAITING_REQUEST = -1.0
 _CLOSED = Failure(ConnectionDone())
 
 
-def http_error(error: S3Error, resource: str = "/") -> bytes:
+def http_error(error: S3Error, resource: str = "/", head_only: bool = False) -> bytes:
     """A whole response (status line, headers, ``<Error>`` body) that ends the
-    connection, for errors answered before any request reaches the application."""
+    connection, for errors answered before any request reaches the application. A
+    HEAD request's answer has the headers only (its client reads no body)."""
     request_id = new_request_id()
     body = error_document(error, resource, request_id)
     phrase = http.RESPONSES.get(error.status, b"Error")
@@ -43,7 +44,7 @@ def http_error(error: S3Error, resource: str = "/") -> bytes:
         b"Server: s3proxy\r\n"
         b"Connection: close\r\n\r\n"
     ) % (error.status, phrase, len(body), request_id.encode())
-    return head + body
+    return head if head_only else head + body
 
 
 def linger_close(transport: Any, call_later: Any, seconds: float = LINGER) -> IDelayedCall | None:
@@ -144,7 +145,8 @@ class S3Channel(http.HTTPChannel):
         self.header_deadline = None
         self.persistent = False
         self.clearLineBuffer()  # stops LineReceiver's loop over the current bytes
-        self.transport.write(http_error(error, self._resource()))
+        head_only = getattr(self, "_command", b"") == b"HEAD"
+        self.transport.write(http_error(error, self._resource(), head_only))
         self._networkProducer.unregisterProducer()
         self._linger = linger_close(self.transport, self.callLater)
 

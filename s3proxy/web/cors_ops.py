@@ -54,8 +54,8 @@ def parse_rules(body: bytes) -> CorsRules:
             for value in texts[name]:
                 if value.count("*") > 1:
                     raise InvalidRequest(f'{name} "{value}" can not have more than one wildcard.')
-        max_age = texts["MaxAgeSeconds"][:1]
-        if max_age and not max_age[0].lstrip("-").isdigit():
+        max_age = [xml.integer(text) for text in texts["MaxAgeSeconds"][:1]]
+        if max_age and max_age[0] is None:
             raise MalformedXML()
         rules.append(
             CorsRule(
@@ -63,7 +63,7 @@ def parse_rules(body: bytes) -> CorsRules:
                 allowed_origins=tuple(texts["AllowedOrigin"]),
                 allowed_headers=tuple(texts["AllowedHeader"]),
                 expose_headers=tuple(texts["ExposeHeader"]),
-                max_age_seconds=int(max_age[0]) if max_age else None,
+                max_age_seconds=max_age[0] if max_age else None,
                 rule_id=texts["ID"][0] if texts["ID"] else None,
             )
         )

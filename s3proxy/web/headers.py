@@ -23,7 +23,10 @@ from s3proxy.model import (
 )
 
 MAX_METADATA_BYTES = 2048
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only (\d would take any script's digits, which int() reads).
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+# Past this many digits a position is beyond any object.
+_MAX_POSITION_DIGITS = 20
 
 
 class Headers:
@@ -65,17 +68,32 @@ def parse_range(value: str | None, size: int) -> ByteRange | None:
     if not first_text and not last_text:
         return None
     if not first_text:
-        suffix = int(last_text)
+        suffix = _position(last_text, size)
         if suffix == 0 or size == 0:
             raise InvalidRange(RangeRequested=value, ActualObjectSize=str(size))
         return ByteRange(max(0, size - suffix), size - 1)
-    first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last_text and last < first:
+    if last_text and _magnitude(last_text) < _magnitude(first_text):
         return None
+    first = _position(first_text, size)
+    last = _position(last_text, size) if last_text else size - 1
     if first >= size:
         raise InvalidRange(RangeRequested=value, ActualObjectSize=str(size))
     return ByteRange(first, min(last, size - 1))
+
+
+def _magnitude(digits: str) -> tuple[int, str]:
+    """Orders decimal numbers of any length without converting them."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
+
+
+def _position(digits: str, size: int) -> int:
+    """A byte position; a number too long to convert is past the object's end (int()
+    refuses more than 4300 digits)."""
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_POSITION_DIGITS:
+        return max(size, 10**_MAX_POSITION_DIGITS)
+    return int(significant or "0")
 
 
 def _etag_matches(header: str, etag: str) -> bool:

@@ -142,11 +142,11 @@ def _requested_parts(body: bytes) -> list[tuple[int, str]]:
         raise MalformedXML("A CompleteMultipartUpload names at most 10000 parts.")
     parts = []
     for entry in entries:
-        number_text = (xml.child_text(entry, "PartNumber") or "").strip()
+        number = xml.integer(xml.child_text(entry, "PartNumber"))
         etag = xml.child_text(entry, "ETag")
-        if not number_text.lstrip("-").isdigit() or etag is None:
+        if number is None or etag is None:
             raise MalformedXML()
-        parts.append((int(number_text), etag))
+        parts.append((number, etag))
     if any(not 1 <= n <= MAX_PART_NUMBER for n, _ in parts):
         raise InvalidArgument(
             "Part number must be an integer between 1 and 10000, inclusive",

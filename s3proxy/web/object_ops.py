@@ -28,6 +28,7 @@ from s3proxy.web.headers import (
     object_headers,
     parse_range,
 )
+from s3proxy.web.numbers import non_negative
 from s3proxy.web.request import is_aws_chunked
 from s3proxy.web.tagging import tags_from_header
 
@@ -51,15 +52,15 @@ def expected_size(ctx: S3Context) -> int | None:
     if decoded is None:
         if is_aws_chunked(ctx.request):
             return None
-        length = ctx.headers.get("content-length")
-        return int(length) if length is not None and length.isdigit() else None
-    if not decoded.isdigit():
+        return non_negative(ctx.headers.get("content-length"))
+    size = non_negative(decoded)
+    if size is None:
         raise InvalidArgument(
             "x-amz-decoded-content-length must be a number",
             ArgumentName="x-amz-decoded-content-length",
             ArgumentValue=decoded,
         )
-    return int(decoded)
+    return size
 
 
 async def put_object(ctx: S3Context) -> S3Response:
@@ -193,13 +194,14 @@ async def _open_for_read(ctx: S3Context) -> tuple[IObjectReader, ByteRange | Non
 
 
 def part_number(text: str | None) -> int:
-    if text is None or not text.isdigit() or not 1 <= int(text) <= MAX_PART_NUMBER:
+    number = non_negative(text)
+    if number is None or not 1 <= number <= MAX_PART_NUMBER:
         raise InvalidArgument(
             "Part number must be an integer between 1 and 10000, inclusive",
             ArgumentName="partNumber",
             ArgumentValue=str(text),
         )
-    return int(text)
+    return number
 
 
 def _part_range(ctx: S3Context, info: ObjectInfo, text: str) -> ByteRange | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -25,7 +26,9 @@ _PARSER = etree.XMLParser(
 )
 
 
-# Characters XML 1.0 cannot carry (lxml refuses them).
+# An integer field (xs:int, xs:long) of a client's document: ASCII digits only, since
+# str.isdigit() and int() also take "²" or "٣", and int() refuses over 4300 digits.
+_INTEGER_RE = re.compile(r"(-?)0*([0-9]{1,18})")
 
 
 def is_safe(text: str) -> bool:
@@ -108,6 +111,15 @@ def parse(body: bytes, root_tag: str) -> etree._Element:
     if local_name(root) != root_tag:
         raise MalformedXML()
     return root
+
+
+def integer(text: str | None) -> int | None:
+    """The value of an integer field (surrounding whitespace allowed), or None if it is
+    not one (the caller answers MalformedXML, as S3's schema check does)."""
+    if text is None:
+        return None
+    match = _INTEGER_RE.fullmatch(text.strip())
+    return int(match.group(1) + match.group(2)) if match else None
 
 
 def local_name(node: etree._Element) -> str:

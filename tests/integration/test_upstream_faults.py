@@ -33,6 +33,7 @@ from botocore.exceptions import (
 
 from tests.fault_proxy import FaultProxy
 from tests.integration.daemon import Daemon
+from tests.integration.test_cache import wait_for_blocks
 from tests.integration.test_s3_backend import credentials_file
 from tests.moto_server import MotoServer
 
@@ -353,3 +354,29 @@ def test_client_head_reads_upstream_with_get(
     assert answer.status_code == 503
     assert len(faults.requests("GET", path)) == ATTEMPTS
     assert faults.requests("HEAD", path) == []
+
+
+def test_corrupt_cache_block_is_refetched_from_the_upstream(
+    proxy: FaultProxy, gateway: Daemon, bucket: str, tmp_path: Path
+) -> None:
+    """``--cache`` over ``s3:``: a block flipped on disk fails its checksum and is read
+    from the upstream again (the proxy sees that GET); the client gets the right bytes."""
+    cache = tmp_path / "cache"
+    daemon = gateway_daemon(proxy, tmp_path / "gw", TIMEOUT, ATTEMPTS, "--cache", str(cache))
+    try:
+        data = random.Random(13).randbytes(2 * MiB + 3)
+        put(gateway, bucket, "cached", data)
+        path = upstream_path(bucket, "cached")
+        assert sdk(daemon).get_object(Bucket=bucket, Key="cached")["Body"].read() == data
+        blocks = wait_for_blocks(cache, len(data))
+        assert sdk(daemon).get_object(Bucket=bucket, Key="cached")["Body"].read() == data
+        fetched = len(proxy.requests("GET", path))  # the miss only: the hit read no body
+
+        damaged = sorted(blocks)[1]
+        raw = bytearray(Path(damaged).read_bytes())
+        raw[len(raw) // 2] ^= 0x40
+        Path(damaged).write_bytes(bytes(raw))
+        assert sdk(daemon).get_object(Bucket=bucket, Key="cached")["Body"].read() == data
+        assert len(proxy.requests("GET", path)) > fetched
+    finally:
+        daemon.stop()

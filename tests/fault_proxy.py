@@ -4,7 +4,8 @@ It relays requests and answers byte for byte, keep-alive included, and counts ev
 request it sees. Rules, matched by method and path, make it misbehave instead:
 
 * ``answer(status, code)``: answer with an S3 ``<Error>`` itself (the upstream never
-  sees the request), ``times`` times or for ever;
+  sees the request), ``times`` times or for ever; ``early``: before the request's body
+  is read, and close the connection (as S3 sheds load);
 * ``cut(after)``: relay the answer's head and ``after`` body bytes, then close both
   connections (the upstream died mid-answer);
 * ``stall(after)``: relay the head and ``after`` body bytes, then send nothing more;
@@ -39,6 +40,7 @@ class Rule:
     status: int = 503
     code: str = "SlowDown"
     after: int = 0
+    early: bool = False  # answer before the request's body is read, then close
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, method)) and path == self.path
@@ -174,8 +176,9 @@ class FaultProxy:
         status: int = 503,
         code: str = "SlowDown",
         times: int | None = None,
+        early: bool = False,
     ) -> None:
-        self._add(Rule("answer", method, path, times, status=status, code=code))
+        self._add(Rule("answer", method, path, times, status=status, code=code, early=early))
 
     def cut(self, path: str, after: int, method: str | None = "GET") -> None:
         self._add(Rule("cut", method, path, None, after=after))
@@ -250,6 +253,9 @@ class FaultProxy:
                 with self._lock:
                     self.seen.append(Seen(time.monotonic(), method, path, query))
                 rule = self._rule_for(method, path)
+                if rule is not None and rule.early:
+                    client.sendall(_error_answer(rule.status, rule.code, close=True))
+                    return
                 if rule is not None and rule.action in ("answer", "hang"):
                     copy_body(head, from_client, None)
                     if rule.action == "hang":
@@ -302,16 +308,16 @@ class FaultProxy:
         return (head.get("connection") or "").lower() != "close"
 
 
-def _error_answer(status: int, code: str) -> bytes:
+def _error_answer(status: int, code: str, close: bool = False) -> bytes:
     body = (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
         f"<Message>Injected by the fault proxy.</Message><RequestId>fault</RequestId></Error>"
     ).encode()
-    head = (
-        f"HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    head = f"HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n"
+    head += f"Content-Length: {len(body)}\r\n"
+    if close:
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode() + body
 
 
 def _close(sock: socket.socket) -> None:

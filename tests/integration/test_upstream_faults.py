@@ -296,18 +296,23 @@ def test_retries_are_bounded_then_503(
     assert requests.head(f"{gateway.endpoint}/{bucket}/{key}", timeout=60).status_code == 200
 
 
-def test_streamed_put_is_sent_once(gateway: Daemon, bucket: str, faults: FaultProxy) -> None:
-    path = upstream_path(bucket, "put-once")
-    faults.answer(path, method="PUT")
+@pytest.mark.parametrize("early", [False, True])
+def test_streamed_put_is_sent_once(
+    gateway: Daemon, bucket: str, faults: FaultProxy, early: bool
+) -> None:
+    """Refused after its body, or at once (the upstream closes without reading it)."""
+    key = f"put-once-{'early' if early else 'late'}"
+    path = upstream_path(bucket, key)
+    faults.answer(path, method="PUT", early=early)
     data = random.Random(9).randbytes(2 * MiB)
     with pytest.raises(ClientError) as failed:
-        put(gateway, bucket, "put-once", data)
+        put(gateway, bucket, key, data)
     assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert failed.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert len(faults.requests("PUT", path)) == 1
     faults.clear()
-    put(gateway, bucket, "put-once", data)
-    got = sdk(gateway).get_object(Bucket=bucket, Key="put-once")
+    put(gateway, bucket, key, data)
+    got = sdk(gateway).get_object(Bucket=bucket, Key=key)
     assert got["Body"].read() == data
 
 

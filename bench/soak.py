@@ -14,9 +14,13 @@ exactly its keys), DELETE, and multipart uploads (completed, or aborted).
 
 It fails (exit 1) when:
 * any request got an unexpected answer or a connection error (every one is counted);
-* after the warm-up (the first 20 % of the run, ``--warm-up``), the daemon's open file descriptors
-  (``/proc/PID/fd``, the whole process tree) leave the first post-warm-up sample by
-  more than 10 % and more than 20, or its RSS (whole tree) by more than 10 %;
+* after the warm-up (the first 20 % of the run, ``--warm-up``), the daemon's open file
+  descriptors (``/proc/PID/fd``, whole process tree) leave the first post-warm-up value
+  by more than 10 % and more than 20, or its RSS (whole tree) by more than 10 %. These
+  are judged on quiet samples: every ``--check-interval`` seconds new requests are held
+  back until none is under way, so what the daemon holds then is what it keeps (under
+  load, each request in flight holds files, and 200 of them swing the count by
+  hundreds). Samples under load, every ``--sample-interval`` seconds, are reported;
 * at the end, a listing of the buckets is not exactly the keys the script believes
   exist, an upload is left in progress, or one of those objects does not read back
   with its bytes (GET, compared) and ETag.
@@ -134,6 +138,7 @@ class Worker:
         self.serial = 0
         self.label = ""  # the operation done (a fallback may replace the one picked)
         self.connection = HttpConnection(target.host, target.port)
+        self.on_connection = 0  # requests sent on the current connection
 
     # -- requests ---------------------------------------------------------------------
 
@@ -164,13 +169,23 @@ class Worker:
         sink: PatternCheck | None = None,
         is_head: bool = False,
     ) -> Response:
+        fresh = self.connection.reconnects
+        self.on_connection += 1
         try:
-            return await asyncio.wait_for(
+            response = await asyncio.wait_for(
                 self.connection.request(head, body, sink, is_head), REQUEST_TIMEOUT
             )
         except (TimeoutError, HttpError, OSError, ValueError, IndexError) as e:
             self.connection.close()  # its state is unknown: start afresh
-            raise Failed(f"connection: {type(e).__name__}: {e}") from None
+            where = (
+                f"{time.strftime('%H:%M:%S')}, request {self.on_connection} on its connection"
+                f"{' (new)' if self.connection.reconnects != fresh else ''}"
+            )
+            self.on_connection = 0
+            raise Failed(f"connection: {type(e).__name__}: {e} ({where})") from None
+        if self.connection.reconnects != fresh:
+            self.on_connection = 1
+        return response
 
     @staticmethod
     def expect(response: Response, status: int, what: str) -> None:
@@ -330,20 +345,24 @@ class Worker:
     async def op_multipart_abort(self) -> str:
         return await self.op_multipart(abort=True)
 
-    async def run(self, deadline: float, stop: asyncio.Event) -> None:
+    async def run(self, deadline: float, gate: Gate) -> None:
         ops = list(MIX)
         weights = [MIX[o] for o in ops]
         handlers = {o: getattr(self, "op_" + o.replace(" ", "_")) for o in ops}
-        while time.monotonic() < deadline and not stop.is_set():
-            op = self.random.choices(ops, weights)[0]
-            started = time.monotonic()
+        while time.monotonic() < deadline:
+            await gate.enter()
             try:
-                outcome = await handlers[op]()
-            except Failed as e:
-                self.tally.bad(self.label, str(e))
-                await self.resync()
-                continue
-            self.tally.ok(self.label, outcome, time.monotonic() - started)
+                op = self.random.choices(ops, weights)[0]
+                started = time.monotonic()
+                try:
+                    outcome = await handlers[op]()
+                except Failed as e:
+                    self.tally.bad(self.label, str(e))
+                    await self.resync()
+                    continue
+                self.tally.ok(self.label, outcome, time.monotonic() - started)
+            finally:
+                gate.leave()
 
     async def resync(self) -> None:
         """After an unexpected answer the model may be wrong about a key: relearn the
@@ -421,8 +440,56 @@ class Sampler:
         self._stop.set()
 
 
+class Gate:
+    """Lets the workers' operations through, or holds new ones back until those under
+    way are done: the daemon is then quiet, and what it holds open is what it keeps."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._busy = 0
+        self._quiet = asyncio.Event()
+
+    async def enter(self) -> None:
+        await self._open.wait()
+        self._busy += 1
+
+    def leave(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self._quiet.set()
+
+    async def hold(self) -> None:
+        self._open.clear()
+        while self._busy:
+            self._quiet.clear()
+            await self._quiet.wait()
+
+    def release(self) -> None:
+        self._open.set()
+
+
+async def quiet_checks(
+    pid: int, gate: Gate, interval: float, deadline: float
+) -> list[tuple[float, int, int]]:
+    """(t, fds, RSS) of the daemon every ``interval`` seconds, each taken with no
+    request under way (a request in flight holds its socket's file, its temp file)."""
+    samples = []
+    started = time.monotonic()
+    while time.monotonic() + interval < deadline:
+        await asyncio.sleep(interval)
+        await gate.hold()
+        try:
+            await asyncio.sleep(0.2)  # the daemon closes a file just after its answer
+            fds, rss = await asyncio.to_thread(lambda: (tree_fds(pid), tree_rss(pid)))
+            samples.append((time.monotonic() - started, fds, rss))
+        finally:
+            gate.release()
+    return samples
+
+
 def judge_resources(samples: list[tuple[float, int, int]], warm_up: float) -> list[str]:
-    """Problems with the samples taken after ``warm_up`` seconds (none: fine)."""
+    """Problems with the quiet samples taken after ``warm_up`` seconds (none: fine)."""
     steady = [s for s in samples if s[0] >= warm_up]
     if len(steady) < 2:
         return [f"only {len(steady)} resource sample(s) after the warm-up"]
@@ -496,18 +563,22 @@ async def soak(args: argparse.Namespace, target: Target) -> int:
         sampler.start()
     started = time.monotonic()
     deadline = started + args.duration
-    stop = asyncio.Event()
-    await asyncio.gather(*(w.run(deadline, stop) for w in workers))
+    gate = Gate()
+    checks = None
+    if target.pid:
+        checks = asyncio.create_task(quiet_checks(target.pid, gate, args.check_interval, deadline))
+    await asyncio.gather(*(w.run(deadline, gate) for w in workers))
     ran = time.monotonic() - started
+    quiet = await checks if checks is not None else []
     if sampler is not None:
         sampler.stop()
     problems = await final_check(workers, tally)
     for w in workers:
         w.connection.close()
 
-    print_summary(args, tally, ran, sampler)
-    if sampler is not None:
-        problems += judge_resources(sampler.samples, args.duration * args.warm_up)
+    print_summary(args, tally, ran, sampler, quiet)
+    if target.pid:
+        problems += judge_resources(quiet, args.duration * args.warm_up)
     unexpected = sum(n for (_, outcome), n in tally.counts.items() if outcome == "UNEXPECTED")
     if unexpected:
         problems.append(f"{unexpected} unexpected answer(s):")
@@ -522,7 +593,11 @@ async def soak(args: argparse.Namespace, target: Target) -> int:
 
 
 def print_summary(
-    args: argparse.Namespace, tally: Tally, ran: float, sampler: Sampler | None
+    args: argparse.Namespace,
+    tally: Tally,
+    ran: float,
+    sampler: Sampler | None,
+    quiet: list[tuple[float, int, int]],
 ) -> None:
     total = sum(tally.counts.values())
     print(f"# s3proxy soak: {args.connections} connections, {ran:.0f} s, {total} requests\n")
@@ -533,26 +608,43 @@ def print_summary(
         p50 = f"{statistics.median(lat) * 1000:.0f}" if lat else "-"
         p99 = f"{lat[int(len(lat) * 0.99) - 1 if len(lat) > 1 else 0] * 1000:.0f}" if lat else "-"
         print(f"| {op} | {outcome} | {count} | {p50} | {p99} |")
-    if sampler is not None and sampler.samples:
-        warm = args.duration * args.warm_up
-        steady = [s for s in sampler.samples if s[0] >= warm] or sampler.samples
+    if sampler is None or not sampler.samples:
+        return
+    warm = args.duration * args.warm_up
+    print(
+        f"\nDaemon (whole process tree) after the {warm:.0f} s warm-up: under load, "
+        f"every {args.sample_interval:g} s; quiet (no request under way; these are "
+        f"judged), every {args.check_interval:g} s:\n"
+    )
+    print("| resource | samples | first | min | max | last |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, samples in (("under load", sampler.samples), ("quiet", quiet)):
+        steady = [s for s in samples if s[0] >= warm]
+        if not steady:
+            continue
         fds = [s[1] for s in steady]
         rss = [s[2] / MiB for s in steady]
+        n = len(steady)
+        print(f"| open fds, {name} | {n} | {fds[0]} | {min(fds)} | {max(fds)} | {fds[-1]} |")
         print(
-            f"\nDaemon (whole process tree), {len(steady)} samples after the {warm:.0f} s "
-            f"warm-up, every {args.sample_interval:g} s:\n"
+            f"| RSS MiB, {name} | {n} | {rss[0]:.1f} | {min(rss):.1f} | {max(rss):.1f} "
+            f"| {rss[-1]:.1f} |"
         )
-        print("| resource | first | min | max | last |")
-        print("|---|---:|---:|---:|---:|")
-        print(f"| open fds | {fds[0]} | {min(fds)} | {max(fds)} | {fds[-1]} |")
-        print(f"| RSS MiB | {rss[0]:.1f} | {min(rss):.1f} | {max(rss):.1f} | {rss[-1]:.1f} |")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--sample-interval", type=float, default=5.0, help="seconds")
+    parser.add_argument(
+        "--sample-interval", type=float, default=5.0, help="seconds between samples under load"
+    )
+    parser.add_argument(
+        "--check-interval",
+        type=float,
+        default=30.0,
+        help="seconds between quiet samples (the load pauses for each)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--warm-up", type=float, default=0.2, help="fraction of the run before resources count"

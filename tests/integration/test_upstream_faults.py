@@ -290,6 +290,7 @@ def test_retries_are_bounded_then_503(
     answer = client_call(gateway, method, bucket, key)
     assert answer.status_code == 503
     assert "<Code>ServiceUnavailable</Code>" in answer.text
+    assert "<Message>Please reduce your request rate.</Message>" in answer.text
     assert len(faults.requests(method, path)) == ATTEMPTS
 
     faults.clear()

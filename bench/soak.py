@@ -630,6 +630,8 @@ def print_summary(
             f"| RSS MiB, {name} | {n} | {rss[0]:.1f} | {min(rss):.1f} | {max(rss):.1f} "
             f"| {rss[-1]:.1f} |"
         )
+    series = ", ".join(f"{t:.0f} s: {fds} / {rss / MiB:.1f}" for t, fds, rss in quiet)
+    print(f"\nQuiet samples (time: fds / RSS MiB): {series}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

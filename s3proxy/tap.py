@@ -49,7 +49,7 @@ from s3proxy.web.limit_options import (
     limits_from,
 )
 from s3proxy.web.request import make_site
-from s3proxy.workers import WorkerSupervisor, endpoint_fields, tcp_address
+from s3proxy.workers import WorkerSupervisor, endpoint_fields, tcp_address, with_backlog
 
 log = Logger()
 
@@ -422,7 +422,7 @@ def makeService(config: Options, reactor: Any = None) -> IService:
             stop_grace=config["shutdown-grace"] + 5,
         )
     return make_serving_service(
-        config, reactor, [serverFromString(reactor, d) for d in config["listen"]]
+        config, reactor, [serverFromString(reactor, with_backlog(d)) for d in config["listen"]]
     )
 
 

@@ -28,6 +28,10 @@ RESTART_DELAY = 1.0
 # Workers still busy this long after SIGTERM get SIGKILL (a worker that got SIGTERM
 # while still starting up may have missed it).
 STOP_GRACE = 5.0
+# Listen backlog of our tcp: sockets unless the description names one. Twisted's own
+# default, 50, overflows when a few hundred clients connect at once to a busy daemon:
+# the kernel then resets connections whose clients already sent their request.
+DEFAULT_BACKLOG = 1024
 
 
 def endpoint_fields(description: str) -> list[str]:
@@ -36,12 +40,20 @@ def endpoint_fields(description: str) -> list[str]:
     return [p.replace("\\:", ":") for p in re.split(r"(?<!\\):", description)]
 
 
+def with_backlog(description: str) -> str:
+    """A tcp: or ssl: endpoint description with DEFAULT_BACKLOG unless it has a backlog."""
+    parts = endpoint_fields(description)
+    if parts[0] not in ("tcp", "tcp6", "ssl") or any(p.startswith("backlog=") for p in parts):
+        return description
+    return f"{description}:backlog={DEFAULT_BACKLOG}"
+
+
 def tcp_address(description: str) -> tuple[str, int, int]:
     """(interface, port, backlog) of a ``tcp:`` endpoint description."""
     parts = endpoint_fields(description)
     if parts[0] != "tcp":
         raise ValueError(f"only tcp: endpoints can be shared by workers, not {description!r}")
-    interface, port, backlog = "", None, 1024
+    interface, port, backlog = "", None, DEFAULT_BACKLOG
     for part in parts[1:]:
         name, eq, value = part.partition("=")
         if not eq:

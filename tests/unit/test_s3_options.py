@@ -123,3 +123,49 @@ def test_s3_backend_from_the_config_file(tmp_path: Path, keys_file: Path) -> Non
     assert isinstance(storage, S3Storage)
     assert storage.prefix == "gw2-"
     assert storage.client.credentials.secret_key == SECRET
+
+
+def test_timeout_and_attempts(keys_file: Path) -> None:
+    options = parse(
+        "--backend",
+        "s3:http://127.0.0.1:9000",
+        "--upstream-credentials",
+        str(keys_file),
+        "--upstream-timeout",
+        "2.5",
+        "--upstream-attempts",
+        "1",
+    )
+    storage = make_storage(options["backend"], ThreadPool(), False, Clock(), options)
+    assert isinstance(storage, S3Storage)
+    assert (storage.client.timeout, storage.client.attempts) == (2.5, 1)
+    defaults = parse(
+        "--backend", "s3:http://127.0.0.1:9000", "--upstream-credentials", str(keys_file)
+    )
+    storage = make_storage(defaults["backend"], ThreadPool(), False, Clock(), defaults)
+    assert isinstance(storage, S3Storage)
+    assert (storage.client.timeout, storage.client.attempts) == (30.0, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("--upstream-timeout", "0", "positive number of seconds"),
+        ("--upstream-timeout", "-1", "positive number of seconds"),
+        ("--upstream-timeout", "inf", "positive number of seconds"),
+        ("--upstream-timeout", "soon", "positive number of seconds"),
+        ("--upstream-attempts", "0", "from 1 to 10"),
+        ("--upstream-attempts", "11", "from 1 to 10"),
+        ("--upstream-attempts", "2.5", "from 1 to 10"),
+    ],
+)
+def test_bad_timeout_and_attempts(keys_file: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(usage.UsageError, match=message):
+        parse(
+            "--backend",
+            "s3:http://127.0.0.1:9000",
+            "--upstream-credentials",
+            str(keys_file),
+            name,
+            value,
+        )

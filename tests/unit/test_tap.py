@@ -22,6 +22,7 @@ from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.tap import Options, ThreadPoolService, make_storage, makeService
 from s3proxy.web.request import S3Request
+from s3proxy.workers import DEFAULT_BACKLOG, with_backlog
 from tests.unit.tapoptions import parse
 
 pytestmark = pytest.mark.usefixtures("data_dir")
@@ -141,6 +142,7 @@ def test_make_service_default_options(data_dir: Path) -> None:
     assert isinstance(endpoint.endpoint, TCP4ServerEndpoint)
     assert endpoint.endpoint._port == 39999
     assert endpoint.endpoint._interface == "127.0.0.1"
+    assert endpoint.endpoint._backlog == DEFAULT_BACKLOG  # not Twisted's 50
     assert [c for c in children if isinstance(c, ThreadPoolService)]
     # The file backend made its data directory, and nothing was started.
     assert data_dir.is_dir()
@@ -181,3 +183,18 @@ def test_twistd_help_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for option in ("--listen", "--backend", "--prefix"):
         assert option in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("description", "listened"),
+    [
+        ("tcp:8080", "tcp:8080:backlog=1024"),
+        ("tcp:8080:interface=127.0.0.1", "tcp:8080:interface=127.0.0.1:backlog=1024"),
+        ("tcp6:8080:interface=\\:\\:1", "tcp6:8080:interface=\\:\\:1:backlog=1024"),
+        ("tcp:8080:backlog=10", "tcp:8080:backlog=10"),
+        ("unix:/run/s3proxy.sock", "unix:/run/s3proxy.sock"),
+        ("systemd:domain=INET:index=0", "systemd:domain=INET:index=0"),
+    ],
+)
+def test_listen_backlog(description: str, listened: str) -> None:
+    assert with_backlog(description) == listened

@@ -150,6 +150,8 @@ class UpstreamClient:
         streamed = body is not None and not isinstance(body, bytes)
         # POST (create, complete) is not idempotent; a streamed body cannot be re-sent.
         tries = 1 if streamed or method == "POST" else self.attempts
+        # A 5xx on the last try is the upstream's answer (busy), not "unreachable".
+        answered: S3Error | None = None
         for attempt in range(tries):
             if attempt:
                 await deferLater(self.reactor, self.backoff * 2 ** (attempt - 1))
@@ -159,6 +161,7 @@ class UpstreamClient:
                     started.addTimeout(self.timeout, self.reactor)
                 response = await started
             except _TRANSIENT as e:
+                answered = None
                 self.log.warn(
                     "upstream {method} {path} failed: {why}",
                     method=method,
@@ -178,9 +181,10 @@ class UpstreamClient:
                     path=path.decode(),
                     status=response.code,
                 )
+                answered = map_error(response.code, content, not_found)
                 continue
             raise map_error(response.code, content, not_found)
-        raise upstream_unavailable()
+        raise answered or upstream_unavailable()
 
     async def read_body(self, response: IResponse) -> bytes:
         """A small answer's whole body (XML documents, errors)."""

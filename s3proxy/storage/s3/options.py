@@ -44,6 +44,20 @@ OPTIONS = [
         "16",
         "s3: backend: most connections kept open to the upstream.",
     ],
+    [
+        "upstream-timeout",
+        None,
+        "30",
+        "s3: backend: seconds an upstream answer (or the next bytes of its body) may take "
+        "before the upstream is given up on.",
+    ],
+    [
+        "upstream-attempts",
+        None,
+        "4",
+        "s3: backend: tries of an idempotent upstream request (not a streamed PUT, not a "
+        "POST) that failed or got a 5xx, with a backoff from 0.1 s, doubling.",
+    ],
 ]
 
 
@@ -88,6 +102,16 @@ def check_options(options: Any) -> None:
             raise ValueError
     except ValueError:
         raise usage.UsageError("--upstream-connections must be a positive number") from None
+    try:
+        if not 0 < float(options["upstream-timeout"]) < float("inf"):
+            raise ValueError
+    except ValueError:
+        raise usage.UsageError("--upstream-timeout must be a positive number of seconds") from None
+    try:
+        if not 1 <= int(options["upstream-attempts"]) <= 10:
+            raise ValueError
+    except ValueError:
+        raise usage.UsageError("--upstream-attempts must be a number from 1 to 10") from None
 
 
 def make_s3_storage(backend: str, options: Mapping[str, Any], reactor: Any) -> S3Storage:
@@ -100,5 +124,7 @@ def make_s3_storage(backend: str, options: Mapping[str, Any], reactor: Any) -> S
         keys,
         region=options.get("upstream-region") or "us-east-1",
         max_connections=int(options.get("upstream-connections") or 16),
+        timeout=float(options.get("upstream-timeout") or 30),
+        attempts=int(options.get("upstream-attempts") or 4),
     )
     return S3Storage(client, bucket_prefix=options.get("upstream-bucket-prefix") or "")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from urllib.parse import unquote
 
 from twisted.internet.defer import Deferred
+from zope.interface import implementer
 
 from s3proxy.errors import (
     InvalidArgument,
@@ -175,12 +176,45 @@ async def copy_object(ctx: S3Context) -> S3Response:
     )
 
 
+@implementer(IObjectReader)
+class InfoOnly:
+    """What a HEAD answers from: the object's ObjectInfo and no bytes. A HEAD asks the
+    backend for the object's record rather than opening a read (over s3: an upstream
+    HEAD, not a GET whose half-read connection would be thrown away)."""
+
+    def __init__(self, info: ObjectInfo) -> None:
+        self.info = info
+        self.byte_range: ByteRange | None = None
+
+    def start(self, consumer: object) -> Deferred[None]:
+        raise RuntimeError("a HEAD response has no body")
+
+    def restrict(self, byte_range: ByteRange | None) -> None:
+        self.byte_range = byte_range
+
+    def close(self) -> None:
+        pass
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
 async def _open_for_read(ctx: S3Context) -> tuple[IObjectReader, ByteRange | None]:
     bucket, key = ctx.need_bucket(), ctx.need_key()
     check_key(key)
     # Opened first, then judged on what it is: the conditions and the range apply to
     # exactly the version that will be served.
-    reader: IObjectReader = await ctx.storage.open_reader(bucket, key, None)
+    reader: IObjectReader
+    if ctx.request.method == b"HEAD":
+        reader = InfoOnly(await ctx.storage.head_object(bucket, key))
+    else:
+        reader = await ctx.storage.open_reader(bucket, key, None)
     try:
         info: ObjectInfo = reader.info
         await authorize_object(ctx, bucket, info, "READ")

@@ -348,18 +348,21 @@ def test_multipart_part_and_complete_are_sent_once(
     assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == part
 
 
-def test_client_head_reads_upstream_with_get(
-    gateway: Daemon, bucket: str, faults: FaultProxy
-) -> None:
-    """How a client's HEAD reaches the upstream today: the object handler opens a
-    reader (a GET) and closes it unread. Its faults are the GET's: retried, then 503."""
+def test_client_head_is_an_upstream_head(gateway: Daemon, bucket: str, faults: FaultProxy) -> None:
+    """A client's HEAD is answered from an upstream HEAD (never a GET whose connection
+    is thrown away half read); its faults are retried like any idempotent request."""
     put(gateway, bucket, "headed", b"payload")
     path = upstream_path(bucket, "headed")
-    faults.answer(path, method="GET")
+    answer = requests.head(f"{gateway.endpoint}/{bucket}/headed", timeout=60)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Length"] == str(len(b"payload"))
+    assert faults.requests("GET", path) == []
+    assert len(faults.requests("HEAD", path)) == 1
+    faults.answer(path, method="HEAD")
     answer = requests.head(f"{gateway.endpoint}/{bucket}/headed", timeout=60)
     assert answer.status_code == 503
-    assert len(faults.requests("GET", path)) == ATTEMPTS
-    assert faults.requests("HEAD", path) == []
+    assert len(faults.requests("HEAD", path)) == 1 + ATTEMPTS
+    assert faults.requests("GET", path) == []
 
 
 def test_corrupt_cache_block_is_refetched_from_the_upstream(

@@ -12,6 +12,7 @@ seconds is never trusted, and such files are read afresh every time.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -51,6 +52,10 @@ class ListingFieldCache:
         (``changed_ns``: its newest ctime) for the stamp to be trusted."""
         if stamp is None or self._size <= 0 or changed_ns > time.time_ns() - RACY_NS:
             return
+        etag, owner_id, owner_name = fields
+        # Few owners, many files: one copy of each owner's strings, not one per entry
+        # (a third of a full cache's ~9 MiB).
+        fields = (etag, sys.intern(owner_id), sys.intern(owner_name))
         with self._lock:
             self._entries[path] = (stamp, fields)
             self._entries.move_to_end(path)

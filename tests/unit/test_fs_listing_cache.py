@@ -156,3 +156,17 @@ def test_recent_directory_is_read_every_time(tmp_path: Path) -> None:
     (d / "b").write_bytes(b"")
     os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert cache.entries(str(d)) == (["a", "b"], [False, False])
+
+
+def test_entries_share_their_owners_strings() -> None:
+    """Many files, few owners: a full cache keeps one copy of each owner's strings."""
+    cache = fslistcache.ListingFieldCache()
+    settled = time.time_ns() - 10 * fslistcache.RACY_NS
+    owner = "".join(["0123456789abcdef"] * 4)
+    for name in ("a", "b"):
+        copy = "".join(["0123456789abcdef"] * 4)  # equal, not the same object
+        cache.put(name, (1, 2), settled, (name * 32, copy, "".join(["own", "er"])))
+    first, second = cache.get("a", (1, 2)), cache.get("b", (1, 2))
+    assert first is not None and second is not None
+    assert first[1] == second[1] == owner
+    assert first[1] is second[1] and first[2] is second[2]

@@ -21,6 +21,7 @@ from s3proxy.errors import InvalidPart, NoSuchKey
 from s3proxy.storage.s3.client import UpstreamClient
 from s3proxy.storage.s3.signer import UpstreamCredentials
 from s3proxy.storage.s3.storage import S3Storage
+from tests.contract.test_concurrency_contract import *  # noqa: F403
 from tests.contract.test_conditional_contract import *  # noqa: F403
 from tests.contract.test_config_contract import *  # noqa: F403
 from tests.contract.test_multipart_contract import *  # noqa: F403

@@ -280,7 +280,13 @@ class S3Storage:
                 headers = attribute_headers(attributes)
                 if create_only:
                     headers["If-None-Match"] = "*"  # atomic where the upstream honours it
-                response = await self.client.request("PUT", name, key, headers=headers, body=body)
+                try:
+                    response = await self.client.request(
+                        "PUT", name, key, headers=headers, body=body
+                    )
+                except NoSuchKey:
+                    # Ceph RGW's answer to a PUT into a bucket deleted meanwhile.
+                    raise NoSuchBucket(BucketName=bucket) from None
                 await self.client.read_body(response)  # frees the connection for reuse
                 return response
 

@@ -6,6 +6,7 @@ the async tests are marked ``@pytest_twisted.ensureDeferred`` and run in the rea
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -18,11 +19,13 @@ from s3proxy.cache import CachingStorage
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.storage.s3 import S3Storage, UpstreamClient, UpstreamCredentials
+from tests.integration.daemon import Daemon
 from tests.moto_server import ACCESS_KEY, SECRET_KEY, MotoServer, start_moto
 
 # cache-*: the read cache over a backend; small blocks, so that objects span several.
 # s3-moto: the upstream S3 backend over a moto server (cache-s3-moto: the read cache
-# in front of it, the pairing the cache is meant for).
+# in front of it, the pairing the cache is meant for). s3-chain: the upstream S3
+# backend over another s3proxy daemon on the filesystem backend, signatures checked.
 BACKENDS = (
     "memory",
     "fs-xattr",
@@ -31,7 +34,10 @@ BACKENDS = (
     "cache-fs",
     "s3-moto",
     "cache-s3-moto",
+    "s3-chain",
 )
+CHAIN_ACCESS_KEY = "CHAINUPSTREAM0000001"
+CHAIN_SECRET_KEY = "chain-upstream-secret-0123456789abcdef"
 CACHE_BLOCK_SIZE = 64 * 1024
 
 
@@ -72,6 +78,32 @@ def moto_server() -> Iterator[MotoServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def upstream_s3proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One s3proxy daemon (filesystem backend, SigV4 checked, any part size) for the
+    session, as the upstream of the s3-chain backend; stopped by PID at its end."""
+    work = tmp_path_factory.mktemp("upstream-s3proxy")
+    credentials = work / "credentials.toml"
+    credentials.write_text(
+        f'[[users]]\naccess_key = "{CHAIN_ACCESS_KEY}"\nsecret_key = "{CHAIN_SECRET_KEY}"\n'
+        'user_id = "chain"\ndisplay_name = "chain"\n'
+    )
+    options = ["--credentials", str(credentials), "--min-part-size", "0", "--no-fsync"]
+    daemon = Daemon(f"file:{work / 'data'}", work, options).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def chain_storage(daemon: Daemon) -> S3Storage:
+    """An S3Storage over the upstream s3proxy; each test's buckets under a prefix of
+    its own (the upstream keeps what earlier tests left)."""
+    credentials = UpstreamCredentials(CHAIN_ACCESS_KEY, CHAIN_SECRET_KEY)
+    client = UpstreamClient(the_reactor(), daemon.endpoint, credentials, "us-east-1")
+    return S3Storage(client, bucket_prefix=f"c{uuid.uuid4().hex[:10]}-")
+
+
 def s3_storage(server: MotoServer) -> S3Storage:
     """An S3Storage over a freshly reset moto, its buckets under a prefix (so the
     prefix mapping is exercised by every contract test)."""
@@ -88,8 +120,11 @@ def storage(
     if request.param == "memory":
         yield MemoryStorage()
         return
-    if request.param == "s3-moto":
-        storage = s3_storage(cast(MotoServer, request.getfixturevalue("moto_server")))
+    if request.param in ("s3-moto", "s3-chain"):
+        if request.param == "s3-moto":
+            storage = s3_storage(cast(MotoServer, request.getfixturevalue("moto_server")))
+        else:
+            storage = chain_storage(cast(Daemon, request.getfixturevalue("upstream_s3proxy")))
         yield storage
         storage.client.close()
         return

@@ -4,23 +4,16 @@ the upstream of the S3 backend's contract and integration tests."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 
+from tests.processes import free_port, stop
+
 ACCESS_KEY = "moto-upstream-access"
 SECRET_KEY = "moto-upstream-secret-never-logged"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -39,17 +32,11 @@ class MotoServer:
             answer.read()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop(self.process)
 
 
 def start_moto(timeout: float = 30.0) -> MotoServer:
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         # Our backend checks part sizes itself (select_parts, with the min_part_size it

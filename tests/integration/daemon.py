@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.processes import free_port, stop
 
 PREFIX = "/api/v1/s3"
 
@@ -24,13 +25,6 @@ def twistd_command() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def read_status(pid: int) -> dict[str, int]:
@@ -108,13 +102,7 @@ class Daemon:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop(self.process)
         # Close the stderr pipe now, not when the garbage collector finds it (a
         # ResourceWarning then, in whichever test happens to be running).
         if self.process.stderr is not None:

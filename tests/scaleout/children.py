@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# Re-exported: the scale-out fixtures call them as children.free_port / children.stop.
+from tests.processes import free_port as free_port
+from tests.processes import stop as stop
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -45,18 +40,6 @@ def start(args: list[str], log: Path, cwd: Path | None = None) -> subprocess.Pop
         return subprocess.Popen(
             prefix + args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM by PID, SIGKILL after ``grace`` seconds; reaps the child either way."""
-    if process.poll() is not None:
-        return
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
 
 
 def tail(path: Path, size: int = 3000) -> str:

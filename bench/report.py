@@ -36,6 +36,14 @@ def spread(value: Spread | None, with_range: bool = False) -> str:
     return number(value.median)
 
 
+def client_cell(client_cpu_pct: Spread) -> str:
+    """The load generator's CPU, flagged when it may have been the bottleneck."""
+    cell = f"{client_cpu_pct.median:.0f}%"
+    if client_cpu_pct.high >= CLIENT_BOUND_PCT:
+        cell += " (client-bound?)"
+    return cell
+
+
 @dataclass
 class Results:
     """Samples per (test, server), in the order servers were run."""
@@ -96,9 +104,7 @@ class Results:
                 s = self.summary(test, server)
                 if s is None:
                     continue
-                client = f"{s.client_cpu_pct.median:.0f}%"
-                if s.client_cpu_pct.high >= CLIENT_BOUND_PCT:
-                    client += " (client-bound?)"
+                client = client_cell(s.client_cpu_pct)
                 lines.append(
                     f"| {self.workload.label(test)} | {server} "
                     f"| {spread(s.rate, True)} {unit} | {spread(s.p50_ms)} | {spread(s.p99_ms)} "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metrics import Sample, Summary, summarise
-from report import CLIENT_BOUND_PCT, number, spread
+from report import client_cell, number, spread
 from workloads import TEST_ORDER, Workload
 
 
@@ -78,9 +78,7 @@ class UpstreamResults:
                 s = self.summary(test, target)
                 if s is None:
                     continue
-                client = f"{s.client_cpu_pct.median:.0f}%"
-                if s.client_cpu_pct.high >= CLIENT_BOUND_PCT:
-                    client += " (client-bound?)"
+                client = client_cell(s.client_cpu_pct)
                 lines.append(
                     f"| {label} | {target} | {spread(s.rate, True)} {unit} "
                     f"| {spread(s.p50_ms)} | {spread(s.p99_ms)} "

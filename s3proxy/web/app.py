@@ -113,30 +113,19 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
         "AbortMultipartUpload",
         multipart_ops.abort_multipart_upload,
     ),
+    ("object", "GET", "tagging"): ("GetObjectTagging", tagging_ops.get_object_tagging),
+    ("object", "PUT", "tagging"): ("PutObjectTagging", tagging_ops.put_object_tagging),
+    ("object", "DELETE", "tagging"): ("DeleteObjectTagging", tagging_ops.delete_object_tagging),
+    ("bucket", "GET", "tagging"): ("GetBucketTagging", tagging_ops.get_bucket_tagging),
+    ("bucket", "PUT", "tagging"): ("PutBucketTagging", tagging_ops.put_bucket_tagging),
+    ("bucket", "DELETE", "tagging"): ("DeleteBucketTagging", tagging_ops.delete_bucket_tagging),
+    ("object", "GET", "attributes"): (
+        "GetObjectAttributes",
+        attributes_ops.get_object_attributes,
+    ),
+    # Bucket sub-resources this server never configures (policy, lifecycle, ...).
+    **unconfigured_ops.operations(),
 }
-
-# Tagging, GetObjectAttributes and the unconfigured bucket sub-resources (surface part A).
-OPERATIONS.update(
-    {
-        ("object", "GET", "tagging"): ("GetObjectTagging", tagging_ops.get_object_tagging),
-        ("object", "PUT", "tagging"): ("PutObjectTagging", tagging_ops.put_object_tagging),
-        ("object", "DELETE", "tagging"): (
-            "DeleteObjectTagging",
-            tagging_ops.delete_object_tagging,
-        ),
-        ("bucket", "GET", "tagging"): ("GetBucketTagging", tagging_ops.get_bucket_tagging),
-        ("bucket", "PUT", "tagging"): ("PutBucketTagging", tagging_ops.put_bucket_tagging),
-        ("bucket", "DELETE", "tagging"): (
-            "DeleteBucketTagging",
-            tagging_ops.delete_bucket_tagging,
-        ),
-        ("object", "GET", "attributes"): (
-            "GetObjectAttributes",
-            attributes_ops.get_object_attributes,
-        ),
-        **unconfigured_ops.operations(),
-    }
-)
 
 # Query parameters that select a different operation on the same path, strongest
 # first (``?partNumber=1&uploadId=x`` is UploadPart). Any other parameter (boto3's

@@ -13,7 +13,7 @@ import base64
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_to_bytes
+from urllib.parse import parse_qsl
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
@@ -26,7 +26,7 @@ from twisted.web.resource import Resource
 
 from s3proxy.acl import Principal
 from s3proxy.auth.credentials import User
-from s3proxy.auth.request import SignedRequest, strip_prefix
+from s3proxy.auth.request import SignedRequest
 from s3proxy.auth.sigv4 import authenticate
 from s3proxy.auth.streaming import ChunkVerifier
 from s3proxy.config import Settings
@@ -67,7 +67,7 @@ from s3proxy.web.context import S3Context, S3Response
 from s3proxy.web.error_doc import error_document, new_request_id
 from s3proxy.web.headers import Headers
 from s3proxy.web.request import S3Request
-from s3proxy.web.vhost import host_bucket, split_virtual_target
+from s3proxy.web.vhost import decode_path, host_bucket, path_under, split_virtual_target
 
 Handler = Callable[[S3Context], Awaitable[S3Response]]
 
@@ -113,30 +113,19 @@ OPERATIONS: dict[tuple[str, str, str], tuple[str, Handler]] = {
         "AbortMultipartUpload",
         multipart_ops.abort_multipart_upload,
     ),
+    ("object", "GET", "tagging"): ("GetObjectTagging", tagging_ops.get_object_tagging),
+    ("object", "PUT", "tagging"): ("PutObjectTagging", tagging_ops.put_object_tagging),
+    ("object", "DELETE", "tagging"): ("DeleteObjectTagging", tagging_ops.delete_object_tagging),
+    ("bucket", "GET", "tagging"): ("GetBucketTagging", tagging_ops.get_bucket_tagging),
+    ("bucket", "PUT", "tagging"): ("PutBucketTagging", tagging_ops.put_bucket_tagging),
+    ("bucket", "DELETE", "tagging"): ("DeleteBucketTagging", tagging_ops.delete_bucket_tagging),
+    ("object", "GET", "attributes"): (
+        "GetObjectAttributes",
+        attributes_ops.get_object_attributes,
+    ),
+    # Bucket sub-resources this server never configures (policy, lifecycle, ...).
+    **unconfigured_ops.operations(),
 }
-
-# Tagging, GetObjectAttributes and the unconfigured bucket sub-resources (surface part A).
-OPERATIONS.update(
-    {
-        ("object", "GET", "tagging"): ("GetObjectTagging", tagging_ops.get_object_tagging),
-        ("object", "PUT", "tagging"): ("PutObjectTagging", tagging_ops.put_object_tagging),
-        ("object", "DELETE", "tagging"): (
-            "DeleteObjectTagging",
-            tagging_ops.delete_object_tagging,
-        ),
-        ("bucket", "GET", "tagging"): ("GetBucketTagging", tagging_ops.get_bucket_tagging),
-        ("bucket", "PUT", "tagging"): ("PutBucketTagging", tagging_ops.put_bucket_tagging),
-        ("bucket", "DELETE", "tagging"): (
-            "DeleteBucketTagging",
-            tagging_ops.delete_bucket_tagging,
-        ),
-        ("object", "GET", "attributes"): (
-            "GetObjectAttributes",
-            attributes_ops.get_object_attributes,
-        ),
-        **unconfigured_ops.operations(),
-    }
-)
 
 # Query parameters that select a different operation on the same path, strongest
 # first (``?partNumber=1&uploadId=x`` is UploadPart). Any other parameter (boto3's
@@ -152,15 +141,8 @@ SIGNED_STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"  # also the -TRAILER var
 
 def split_target(raw_path: bytes, prefix: str) -> tuple[str | None, str | None]:
     """(bucket, key) from the raw request path, under ``prefix`` or at the root."""
-    path = strip_prefix(raw_path, prefix) or raw_path
-    if not path.startswith(b"/"):
-        raise InvalidURI()
-    bucket_part, _, key_part = path[1:].partition(b"/")
-    try:
-        bucket = unquote_to_bytes(bucket_part).decode("utf-8")
-        key = unquote_to_bytes(key_part).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidURI() from None
+    bucket_part, _, key_part = path_under(raw_path, prefix).partition(b"/")
+    bucket, key = decode_path(bucket_part), decode_path(key_part)
     return (bucket or None), (key or None) if bucket else None
 
 

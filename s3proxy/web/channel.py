@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.python.failure import Failure
 from twisted.web import http
 
@@ -78,12 +78,21 @@ class S3Channel(http.HTTPChannel):
     send_blocked = False
     rejected = False
     _linger: IDelayedCall | None = None
+    _host: IAddress
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        # Every request asks its channel for the local address, a getsockname system
+        # call each time (the peer's address is already cached by the transport):
+        # look it up once per connection.
+        assert self.transport is not None
+        self._host = self.transport.getHost()
         self.site.guard.connection_made(self)
         # A new connection's first request must arrive within the header timeout.
         self._arm_header_deadline()
+
+    def getHost(self) -> IAddress:
+        return self._host
 
     def _arm_header_deadline(self) -> None:
         guard = self.site.guard

@@ -36,16 +36,6 @@ def is_aws_chunked(request: server.Request) -> bool:
 SMALL_BODY = 64 * 1024
 
 
-def _remember_host(channel: Any) -> None:
-    """Every request asks its channel for the local address, which is a getsockname
-    system call each time (the peer's address is already cached by the transport);
-    look it up once per connection."""
-    if "getHost" in vars(channel) or channel.transport is None:
-        return
-    host = channel.transport.getHost()
-    channel.getHost = lambda: host
-
-
 # Twisted reads a socket 64 KiB at a time. For a large body, each read costs as much
 # Python work on the reactor thread as the kernel's copy; reading up to 1 MiB at a
 # time cuts that work 16-fold. Small requests keep small reads (and small buffers).
@@ -68,7 +58,6 @@ class S3Request(server.Request):
     bytes_in = 0  # body bytes as they came off the wire (the access log's "in")
 
     def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
-        _remember_host(channel)
         # The channel makes a request when its first line arrives: the access log's
         # duration starts here, so it includes reading the headers and the body.
         self.started = monotonic()

@@ -49,11 +49,21 @@ def host_bucket(host: str | None, domain: str | None) -> str | None:
 def split_virtual_target(raw_path: bytes, prefix: str, bucket: str) -> tuple[str, str | None]:
     """(bucket, key) of a virtual-hosted request: the whole path (under ``prefix`` or
     at the root) is the key."""
+    key = decode_path(path_under(raw_path, prefix))
+    return bucket, key or None
+
+
+def path_under(raw_path: bytes, prefix: str) -> bytes:
+    """The raw request path under ``prefix`` (or at the root), without its first ``/``."""
     path = strip_prefix(raw_path, prefix) or raw_path
     if not path.startswith(b"/"):
         raise InvalidURI()
+    return path[1:]
+
+
+def decode_path(raw: bytes) -> str:
+    """Percent-decoded UTF-8 (``%2F`` stays part of the name); InvalidURI if not UTF-8."""
     try:
-        key = unquote_to_bytes(path[1:]).decode("utf-8")
+        return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidURI() from None
-    return bucket, key or None

@@ -8,8 +8,7 @@ upload's parts already stored stay and can be continued after the restart.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from twisted.application.service import Service
@@ -23,15 +22,13 @@ AFTER_ABORT = 0.2
 
 
 class Connections:
-    """The site's open connections and its requests in flight."""
+    """The site's open connections (the connection guard's set, kept as they open and
+    close) and its requests in flight."""
 
-    def __init__(self) -> None:
-        self.channels: weakref.WeakSet[Any] = weakref.WeakSet()
+    def __init__(self, channels: Collection[Any]) -> None:
+        self.channels = channels
         self.requests: set[http.Request] = set()
         self.draining = False
-
-    def connection_made(self, channel: Any) -> None:
-        self.channels.add(channel)
 
     def request_started(self, request: http.Request) -> None:
         self.requests.add(request)
@@ -41,28 +38,22 @@ class Connections:
 
     def in_flight(self) -> int:
         """Connections with a request begun and not answered yet."""
-        return sum(1 for channel in self._open() if _busy(channel))
+        return sum(1 for channel in self.open_channels() if _busy(channel))
 
     def close_idle(self) -> None:
         for request in self.requests:
             _last_on_its_connection(request)
-        for channel in self._open():
+        for channel in self.open_channels():
             if not _busy(channel):
                 channel.transport.loseConnection()
 
     def abort_all(self) -> None:
-        for channel in self._open():
+        for channel in self.open_channels():
             channel.transport.abortConnection()
 
-    def _open(self) -> list[Any]:
-        """The HTTP channels still connected (inside Twisted's protocol wrappers)."""
-        open_channels = []
-        for wrapper in list(self.channels):
-            channel = getattr(wrapper, "_channel", wrapper)
-            transport = getattr(channel, "transport", None)
-            if transport is not None and not getattr(transport, "disconnected", False):
-                open_channels.append(channel)
-        return open_channels
+    def open_channels(self) -> list[Any]:
+        """The HTTP channels still connected."""
+        return [c for c in list(self.channels) if not getattr(c.transport, "disconnected", False)]
 
 
 def _busy(channel: Any) -> bool:
@@ -113,15 +104,19 @@ class DrainService(Service):
             grace=self.grace,
         )
         connections.close_idle()
-        if not connections.in_flight():
+        # Done once every connection is closed, not when the last request finished:
+        # a finished response may still sit in its transport's buffer, and stopping
+        # the reactor then would cut it off (closed connections have flushed theirs).
+        if not connections.open_channels():
             return succeed(None)
         done: Deferred[None] = Deferred()
         deadline = self.reactor.seconds() + self.grace
 
         def check() -> None:
             connections.close_idle()
-            if not connections.in_flight():
-                self.log.info("shutdown: every request in flight finished")
+            if not connections.open_channels():
+                if in_flight:
+                    self.log.info("shutdown: every request in flight finished")
                 done.callback(None)
             elif self.reactor.seconds() >= deadline:
                 self.log.warn(

@@ -149,15 +149,13 @@ class S3Site(server.Site):
 
     def __init__(self, *args: Any, limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.connections = Connections()
         self.guard = ConnectionGuard(limits or Limits(), self.reactor)
+        self.connections = Connections(self.guard.channels)
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.guard.full():
             return self.guard.refusal()
-        protocol = super().buildProtocol(addr)
-        self.connections.connection_made(protocol)
-        return protocol
+        return super().buildProtocol(addr)
 
     def startFactory(self) -> None:
         super().startFactory()

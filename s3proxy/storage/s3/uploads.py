@@ -285,8 +285,7 @@ class Uploads:
         return page_uploads(uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
 
     async def abort_all(self, bucket: str) -> None:
-        for upload in await self._uploads_of(bucket):
-            await self._abort(upload)
+        await gather([partial(self._abort, upload) for upload in await self._uploads_of(bucket)])
 
     async def expire(self, older_than: float) -> int:
         """Abort our uploads initiated before ``older_than``, then the upstream uploads

@@ -293,9 +293,10 @@ class Uploads:
         CreateMultipartUpload and our record), if as old."""
         removed = 0
         known: set[str] = set()
-        for state_key in await self.state.keys("uploads/"):
+        state_keys = await self.state.keys("uploads/")
+        records = await gather([partial(self.state.get, k) for k in state_keys])
+        for state_key, record in zip(state_keys, records, strict=True):
             _, bucket, upload_id = state_key.split("/", 2)
-            record = await self.state.get(state_key)
             if record is None:
                 continue
             known.add(str(record.get("upstream_id")))

@@ -17,7 +17,7 @@ from s3proxy.cache import files
 from s3proxy.cache.fill import CacheDisk
 from s3proxy.cache.index import CacheIndex, Entry
 from s3proxy.cache.pull import PullStream
-from s3proxy.cache.reader import BlockSource, CachedObjectReader
+from s3proxy.cache.reader import BlockSource, CachedObjectReader, OpenBackend
 from s3proxy.errors import NoSuchBucket, NoSuchKey
 from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
 from s3proxy.model import (
@@ -150,7 +150,7 @@ class CachingStorage:
         entry.info, entry.validated_at = info, self.reactor.seconds()
         return entry
 
-    def _opener(self, bucket: str, key: str) -> Any:
+    def _opener(self, bucket: str, key: str) -> OpenBackend:
         return lambda byte_range: self.backend.open_reader(bucket, key, byte_range)
 
     # -- invalidation ----------------------------------------------------------------

@@ -41,6 +41,13 @@ class CacheDisk:
         if paths:
             self.run(files.remove_all, paths).addErrback(self.failed, "deleting cache files")
 
+    def drop(self, entry: Entry, reason: str) -> None:
+        """Forget ``entry`` (counted under ``reason`` once); its files go when its
+        last reader does."""
+        if not entry.dead:
+            self.index.counters[reason] += 1
+        self.delete(self.index.drop(entry))
+
     def failed(self, failure: Failure, doing: str) -> None:
         self.index.counters["errors"] += 1
         self._disabled_until = self.reactor.seconds() + self.cooldown

@@ -146,9 +146,7 @@ class BlockSource:
             raise ReadClosed()
         if not self.entry.matches(reader.info):
             reader.close()
-            if not self.entry.dead:
-                self.index.counters["stale"] += 1
-                self.disk.delete(self.index.drop(self.entry))
+            self.disk.drop(self.entry, "stale")
             raise VersionChanged(f"{self.entry.bucket}/{self.entry.key} changed while read")
         self._stream, self._stream_pos, self._stream_end = PullStream(reader), start, end
 

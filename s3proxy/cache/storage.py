@@ -17,7 +17,7 @@ from s3proxy.cache import files
 from s3proxy.cache.fill import CacheDisk
 from s3proxy.cache.index import CacheIndex, Entry
 from s3proxy.cache.pull import PullStream
-from s3proxy.cache.reader import BlockSource, CachedObjectReader
+from s3proxy.cache.reader import BlockSource, CachedObjectReader, OpenBackend
 from s3proxy.errors import NoSuchBucket, NoSuchKey
 from s3proxy.interfaces import IObjectReader, IObjectWriter, IStorage
 from s3proxy.model import (
@@ -118,7 +118,7 @@ class CachingStorage:
         info: ObjectInfo = reader.info
         entry = self.index.entries.get((bucket, key))
         if entry is not None and not entry.matches(info):
-            self._drop(entry, "stale")  # its files go when its last reader does
+            self.disk.drop(entry, "stale")  # its files go when its last reader does
             entry = None
         if entry is None:
             entry = self.index.new_entry(bucket, key, info, self.reactor.seconds())
@@ -140,32 +140,27 @@ class CachingStorage:
         try:
             info: ObjectInfo = await self.backend.head_object(bucket, key)
         except (NoSuchKey, NoSuchBucket):
-            self._drop(entry, "stale")
+            self.disk.drop(entry, "stale")
             raise
         if entry.dead:
             return None
         if not entry.matches(info):
-            self._drop(entry, "stale")
+            self.disk.drop(entry, "stale")
             return None
         entry.info, entry.validated_at = info, self.reactor.seconds()
         return entry
 
-    def _opener(self, bucket: str, key: str) -> Any:
+    def _opener(self, bucket: str, key: str) -> OpenBackend:
         return lambda byte_range: self.backend.open_reader(bucket, key, byte_range)
 
     # -- invalidation ----------------------------------------------------------------
-
-    def _drop(self, entry: Entry, reason: str) -> None:
-        if not entry.dead:
-            self.index.counters[reason] += 1
-        self.disk.delete(self.index.drop(entry))
 
     def invalidate(self, bucket: str, key: str) -> None:
         """Forget the cached version of ``bucket/key`` (it was written through us)."""
         self._changes += 1
         entry = self.index.entries.get((bucket, key))
         if entry is not None:
-            self._drop(entry, "invalidations")
+            self.disk.drop(entry, "invalidations")
 
     def _invalidating(self, bucket: str, key: str) -> Any:
         def invalidate(result: Any) -> Any:
@@ -267,7 +262,7 @@ class CachingStorage:
     def delete_bucket(self, bucket: str) -> Deferred[None]:
         def forget(result: Any) -> Any:
             for entry in [e for (b, _), e in self.index.entries.items() if b == bucket]:
-                self._drop(entry, "invalidations")
+                self.disk.drop(entry, "invalidations")
             return result
 
         return self.backend.delete_bucket(bucket).addBoth(forget)

@@ -204,8 +204,8 @@ class S3Storage:
             await self.uploads.abort_all(bucket)
             await self.client.fetch("DELETE", name)
             await self.state.delete(f"buckets/{bucket}")
-            for key in await self.state.keys(f"parts/{bucket}/"):
-                await self.state.delete(key)
+            parts = await self.state.keys(f"parts/{bucket}/")
+            await gather([partial(self.state.delete, key) for key in parts])
 
         return self._bucket_infos.changing(bucket, to_deferred(delete_bucket()))
 

@@ -285,8 +285,7 @@ class Uploads:
         return page_uploads(uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
 
     async def abort_all(self, bucket: str) -> None:
-        for upload in await self._uploads_of(bucket):
-            await self._abort(upload)
+        await gather([partial(self._abort, upload) for upload in await self._uploads_of(bucket)])
 
     async def expire(self, older_than: float) -> int:
         """Abort our uploads initiated before ``older_than``, then the upstream uploads
@@ -294,9 +293,10 @@ class Uploads:
         CreateMultipartUpload and our record), if as old."""
         removed = 0
         known: set[str] = set()
-        for state_key in await self.state.keys("uploads/"):
+        state_keys = await self.state.keys("uploads/")
+        records = await gather([partial(self.state.get, k) for k in state_keys])
+        for state_key, record in zip(state_keys, records, strict=True):
             _, bucket, upload_id = state_key.split("/", 2)
-            record = await self.state.get(state_key)
             if record is None:
                 continue
             known.add(str(record.get("upstream_id")))

@@ -149,9 +149,13 @@ class UpstreamWriter:
         self._forward(data)
 
     def _forward(self, data: bytes) -> None:
-        if not data:
-            pass
-        elif self._spool is not None:
+        if data:
+            self._route(data)
+        self._steer()
+
+    def _route(self, data: bytes) -> None:
+        """To the spool, straight upstream, or held until the upstream is ready."""
+        if self._spool is not None:
             self._spool.write(data)
         elif self._upstream is not None and not self._pending:
             self._upstream.write(data)
@@ -160,7 +164,6 @@ class UpstreamWriter:
             self._pending_size += len(data)
             if self._response is None and self._pending_size > SPOOL_LIMIT:
                 self._spool_pending()  # longer than we hold: to a file until its end
-        self._steer()
 
     def _spool_pending(self) -> None:
         self._spool = Spool(self._steer)

@@ -203,42 +203,30 @@ class FilesystemUploads:
         """Runs on the pool: the record first, then the data, each by one rename (the
         file is closed, so unlocked, only after its rename: see fstemp)."""
         with file:
-            return self._commit_part(file, temp, bucket, upload_id, number, etag, checksums)
-
-    def _commit_part(
-        self,
-        file: BinaryIO,
-        temp: str,
-        bucket: str,
-        upload_id: str,
-        number: int,
-        etag: str,
-        checksums: dict[str, str] | None,
-    ) -> ObjectInfo:
-        self._storage._seal(file)
-        directory = self._dir(bucket, upload_id)
-        st = os.fstat(file.fileno())
-        target = os.path.join(directory, _part_name(number))
-        try:
-            self._write_json(
-                target + ".json",
-                {
-                    "etag": etag,
-                    "size": st.st_size,
-                    "mtime_ns": st.st_mtime_ns,
-                    "checksums": checksums or {},
-                },
-            )
-            os.rename(temp, target)
-            self._storage._sync_dir(directory)
-        except BaseException as e:
+            self._storage._seal(file)
+            directory = self._dir(bucket, upload_id)
+            st = os.fstat(file.fileno())
+            target = os.path.join(directory, _part_name(number))
             try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
-            if isinstance(e, FileNotFoundError):  # completed or aborted meanwhile
-                raise NoSuchUpload(UploadId=upload_id) from None
-            raise  # e.g. no space left for the record
+                self._write_json(
+                    target + ".json",
+                    {
+                        "etag": etag,
+                        "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns,
+                        "checksums": checksums or {},
+                    },
+                )
+                os.rename(temp, target)
+                self._storage._sync_dir(directory)
+            except BaseException as e:
+                try:
+                    os.unlink(temp)
+                except FileNotFoundError:
+                    pass
+                if isinstance(e, FileNotFoundError):  # completed or aborted meanwhile
+                    raise NoSuchUpload(UploadId=upload_id) from None
+                raise  # e.g. no space left for the record
         return ObjectInfo(str(number), st.st_size, etag, st.st_mtime)
 
     def copy_part(

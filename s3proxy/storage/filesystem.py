@@ -1018,37 +1018,25 @@ class FilesystemStorage:
             raise ExistingObjectIsDirectory(Key=path.key)
         self._lock_changes(parent)  # released when the caller closes parent
         if create_only:
-            self._commit_new_file(parent, temp, bucket, path, record, existing)
+            # If-None-Match: *: link(2) creates the name only if nothing holds it, so of
+            # two racing creators exactly one wins. (A sidecar record is written after
+            # the link: until then the new file reads as a file another program wrote.)
+            if existing is not None:
+                raise PreconditionFailed(Condition="If-None-Match")
+            try:
+                os.link(temp, path.name, dst_dir_fd=parent, follow_symlinks=False)
+            except FileExistsError:
+                raise PreconditionFailed(Condition="If-None-Match") from None
+            os.unlink(temp)
+            if self._sidecar:
+                self.metadata.save(bucket, path.key, "", record)
             return
-        if not isinstance(self.metadata, XattrMetadata):  # an xattr is on the file already
+        if self._sidecar:  # an xattr record is on the file already
             self.metadata.save(bucket, path.key, "", record)
         try:
             os.rename(temp, path.name, dst_dir_fd=parent)
         except IsADirectoryError:
             raise ExistingObjectIsDirectory(Key=path.key) from None
-
-    def _commit_new_file(
-        self,
-        parent: int,
-        temp: str,
-        bucket: str,
-        path: KeyPath,
-        record: MetaRecord,
-        existing: os.stat_result | None,
-    ) -> None:
-        """``If-None-Match: *``: link(2) creates the name only if nothing holds it, so
-        of two racing creators exactly one wins. (A sidecar record is written after
-        the link: until then the new file reads as a file another program wrote.)"""
-        if existing is not None:
-            raise PreconditionFailed(Condition="If-None-Match")
-        xattr = isinstance(self.metadata, XattrMetadata)  # then on the file already
-        try:
-            os.link(temp, path.name, dst_dir_fd=parent, follow_symlinks=False)
-        except FileExistsError:
-            raise PreconditionFailed(Condition="If-None-Match") from None
-        os.unlink(temp)
-        if not xattr:
-            self.metadata.save(bucket, path.key, "", record)
 
     def _commit_marker(
         self,

@@ -396,7 +396,7 @@ class FilesystemUploads:
                 uploads.append(self._read_upload(bucket, entry.path, entry.name))
             except NoSuchUpload:
                 continue
-        return sorted(uploads, key=lambda u: (u.key, u.upload_id))
+        return uploads
 
     def list_uploads(
         self,

@@ -447,10 +447,7 @@ class MemoryStorage:
             self._bucket(bucket)
         except S3Error as e:
             return fail(e)
-        uploads = sorted(
-            (u.info for u in self._uploads.values() if u.info.bucket == bucket),
-            key=lambda u: (u.key, u.upload_id),
-        )
+        uploads = (u.info for u in self._uploads.values() if u.info.bucket == bucket)
         return succeed(
             page_uploads(uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
         )

@@ -1226,18 +1226,29 @@ class FilesystemStorage:
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         return self._run(self._delete_object, bucket, key)
 
-    def _copy_to_temp(self, bucket: str, key: str) -> tuple[ObjectInfo, str, str, BinaryIO]:
+    def _copy_to_temp(
+        self, bucket: str, key: str, byte_range: ByteRange | None = None
+    ) -> tuple[ObjectInfo, str, str, BinaryIO]:
         """The source's info, and a temporary file (still open) holding a copy of it
-        with the copy's MD5. _commit_temp fsyncs it, with its metadata."""
+        (or of ``byte_range`` of it) with the copy's MD5. The caller's commit fsyncs
+        it, with its metadata."""
         info, fd = self._stat_object(bucket, key)
+        position, end = (
+            (0, info.size)
+            if byte_range is None
+            else (byte_range.first, byte_range.first + byte_range.length)
+        )
         md5 = hashlib.md5()
         temp, out = "", None
         try:
             temp, out = self._create_temp()
-            if fd is not None:
-                while chunk := os.read(fd, COPY_CHUNK):
-                    md5.update(chunk)
-                    out.write(chunk)
+            while fd is not None and position < end:
+                chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                out.write(chunk)
+                position += len(chunk)
         except BaseException:
             if temp:
                 _discard(out, temp)

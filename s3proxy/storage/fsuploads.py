@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -240,36 +239,8 @@ class FilesystemUploads:
         byte_range: ByteRange | None,
     ) -> PartInfo:
         self._load(bucket, key, upload_id)
-        info, fd = self._storage._stat_object(src_bucket, src_key)
-        first, length = (
-            (0, info.size) if byte_range is None else (byte_range.first, byte_range.length)
-        )
-        md5 = hashlib.md5()
-        temp, out = "", None
-        try:
-            temp, out = self._storage._create_temp()
-            position, end = first, first + length
-            while fd is not None and position < end:
-                chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
-                if not chunk:
-                    break
-                md5.update(chunk)
-                out.write(chunk)
-                position += len(chunk)
-        except BaseException:
-            if out is not None:
-                out.close()
-            try:
-                if temp:
-                    os.unlink(temp)
-            except FileNotFoundError:
-                pass  # open() itself failed
-            raise
-        finally:
-            if fd is not None:
-                os.close(fd)
-        assert out is not None
-        done = self.commit_part(out, temp, bucket, upload_id, number, md5.hexdigest())
+        _, etag, temp, out = self._storage._copy_to_temp(src_bucket, src_key, byte_range)
+        done = self.commit_part(out, temp, bucket, upload_id, number, etag)
         return PartInfo(number, done.size, done.etag, done.last_modified)
 
     def list_parts(

@@ -928,7 +928,7 @@ class FilesystemStorage:
 
     def _sync_xattr(self, fd: int) -> None:
         """After an xattr record changed on ``fd``: make it durable."""
-        if self._fsync and isinstance(self.metadata, XattrMetadata):
+        if self._fsync and not self._sidecar:
             os.fsync(fd)
 
     def _seal(self, file: BinaryIO) -> None:
@@ -969,7 +969,7 @@ class FilesystemStorage:
                 etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes
             )
             if not path.marker:  # a marker's record goes on its directory
-                if isinstance(self.metadata, XattrMetadata):
+                if not self._sidecar:
                     self.metadata.save(bucket, path.key, file.fileno(), record)
                 if self._fsync:
                     os.fsync(file.fileno())

@@ -757,13 +757,11 @@ class FilesystemStorage:
                 ):
                     yield CommonPrefix(key)
                 continue
-            if key.startswith(prefix) and key > marker:
-                record = self.metadata.load(bucket, key, path)
-                if record is not None and record.marker:
-                    try:
-                        yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
-                    except FileNotFoundError:
-                        pass
+            if key.startswith(prefix) and key > marker and self._is_marker(bucket, key, path):
+                try:
+                    yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
+                except FileNotFoundError:
+                    pass
             yield from self._walk(bucket, path, key, prefix, marker, by_dir)
 
     def _list_objects(
@@ -795,13 +793,11 @@ class FilesystemStorage:
         self, bucket: str, key: str, path: str, marker: str, rest: Iterator[ListEntry]
     ) -> Iterator[ListEntry]:
         """The directory the walk starts in may itself be a marker object ("a/b/")."""
-        if key > marker:
-            record = self.metadata.load(bucket, key, path)
-            if record is not None and record.marker:
-                try:
-                    yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
-                except OSError:
-                    pass
+        if key > marker and self._is_marker(bucket, key, path):
+            try:
+                yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
+            except OSError:
+                pass
         yield from rest
 
     def list_objects(

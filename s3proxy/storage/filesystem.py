@@ -566,8 +566,8 @@ class FilesystemStorage:
         etag, owner_id, owner_name = fields
         return ObjectInfo(key, st.st_size, etag, st.st_mtime, _owner_only(owner_id, owner_name))
 
-    def _is_marker(self, bucket: str, key: str, path: str) -> bool:
-        record = self.metadata.load(bucket, key, path)
+    def _is_marker(self, bucket: str, key: str, path: str, fd: int | None = None) -> bool:
+        record = self.metadata.load(bucket, key, path, fd)
         return record is not None and record.marker
 
     # -- buckets ----------------------------------------------------------------
@@ -1057,8 +1057,7 @@ class FilesystemStorage:
                 # The directory may hold other keys already: the marker record is
                 # what exists or not, checked and written under the directory's lock.
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                existing = self.metadata.load(bucket, path.key, "", fd)
-                if existing is not None and existing.marker:
+                if self._is_marker(bucket, path.key, "", fd):
                     raise PreconditionFailed(Condition="If-None-Match")
             record = MetaRecord(record.etag, 0, 0, record.attributes, marker=True)
             self.metadata.save(bucket, path.key, fd, record)
@@ -1133,7 +1132,7 @@ class FilesystemStorage:
                 except OSError:
                     return
                 try:
-                    if not self._is_marker_fd(bucket, key, fd):
+                    if not self._is_marker(bucket, key, "", fd):
                         return
                     self.metadata.remove(bucket, key, fd)
                 finally:
@@ -1156,10 +1155,6 @@ class FilesystemStorage:
         finally:
             os.close(parent)
         self._remove_implicit_parents(bucket, path)
-
-    def _is_marker_fd(self, bucket: str, key: str, fd: int) -> bool:
-        record = self.metadata.load(bucket, key, "", fd)
-        return record is not None and record.marker
 
     def _remove_implicit_parents(self, bucket: str, path: KeyPath) -> None:
         """Remove the empty directories that were created only to hold the key; stop

@@ -566,8 +566,8 @@ class FilesystemStorage:
         etag, owner_id, owner_name = fields
         return ObjectInfo(key, st.st_size, etag, st.st_mtime, _owner_only(owner_id, owner_name))
 
-    def _is_marker(self, bucket: str, key: str, path: str) -> bool:
-        record = self.metadata.load(bucket, key, path)
+    def _is_marker(self, bucket: str, key: str, path: str, fd: int | None = None) -> bool:
+        record = self.metadata.load(bucket, key, path, fd)
         return record is not None and record.marker
 
     # -- buckets ----------------------------------------------------------------
@@ -757,13 +757,11 @@ class FilesystemStorage:
                 ):
                     yield CommonPrefix(key)
                 continue
-            if key.startswith(prefix) and key > marker:
-                record = self.metadata.load(bucket, key, path)
-                if record is not None and record.marker:
-                    try:
-                        yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
-                    except FileNotFoundError:
-                        pass
+            if key.startswith(prefix) and key > marker and self._is_marker(bucket, key, path):
+                try:
+                    yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
+                except FileNotFoundError:
+                    pass
             yield from self._walk(bucket, path, key, prefix, marker, by_dir)
 
     def _list_objects(
@@ -795,13 +793,11 @@ class FilesystemStorage:
         self, bucket: str, key: str, path: str, marker: str, rest: Iterator[ListEntry]
     ) -> Iterator[ListEntry]:
         """The directory the walk starts in may itself be a marker object ("a/b/")."""
-        if key > marker:
-            record = self.metadata.load(bucket, key, path)
-            if record is not None and record.marker:
-                try:
-                    yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
-                except OSError:
-                    pass
+        if key > marker and self._is_marker(bucket, key, path):
+            try:
+                yield self._info(bucket, key, path, os.stat(path, follow_symlinks=False))
+            except OSError:
+                pass
         yield from rest
 
     def list_objects(
@@ -928,7 +924,7 @@ class FilesystemStorage:
 
     def _sync_xattr(self, fd: int) -> None:
         """After an xattr record changed on ``fd``: make it durable."""
-        if self._fsync and isinstance(self.metadata, XattrMetadata):
+        if self._fsync and not self._sidecar:
             os.fsync(fd)
 
     def _seal(self, file: BinaryIO) -> None:
@@ -969,7 +965,7 @@ class FilesystemStorage:
                 etag, st.st_size, st.st_mtime_ns, attributes, path.marker, part_sizes
             )
             if not path.marker:  # a marker's record goes on its directory
-                if isinstance(self.metadata, XattrMetadata):
+                if not self._sidecar:
                     self.metadata.save(bucket, path.key, file.fileno(), record)
                 if self._fsync:
                     os.fsync(file.fileno())
@@ -1018,37 +1014,25 @@ class FilesystemStorage:
             raise ExistingObjectIsDirectory(Key=path.key)
         self._lock_changes(parent)  # released when the caller closes parent
         if create_only:
-            self._commit_new_file(parent, temp, bucket, path, record, existing)
+            # If-None-Match: *: link(2) creates the name only if nothing holds it, so of
+            # two racing creators exactly one wins. (A sidecar record is written after
+            # the link: until then the new file reads as a file another program wrote.)
+            if existing is not None:
+                raise PreconditionFailed(Condition="If-None-Match")
+            try:
+                os.link(temp, path.name, dst_dir_fd=parent, follow_symlinks=False)
+            except FileExistsError:
+                raise PreconditionFailed(Condition="If-None-Match") from None
+            os.unlink(temp)
+            if self._sidecar:
+                self.metadata.save(bucket, path.key, "", record)
             return
-        if not isinstance(self.metadata, XattrMetadata):  # an xattr is on the file already
+        if self._sidecar:  # an xattr record is on the file already
             self.metadata.save(bucket, path.key, "", record)
         try:
             os.rename(temp, path.name, dst_dir_fd=parent)
         except IsADirectoryError:
             raise ExistingObjectIsDirectory(Key=path.key) from None
-
-    def _commit_new_file(
-        self,
-        parent: int,
-        temp: str,
-        bucket: str,
-        path: KeyPath,
-        record: MetaRecord,
-        existing: os.stat_result | None,
-    ) -> None:
-        """``If-None-Match: *``: link(2) creates the name only if nothing holds it, so
-        of two racing creators exactly one wins. (A sidecar record is written after
-        the link: until then the new file reads as a file another program wrote.)"""
-        if existing is not None:
-            raise PreconditionFailed(Condition="If-None-Match")
-        xattr = isinstance(self.metadata, XattrMetadata)  # then on the file already
-        try:
-            os.link(temp, path.name, dst_dir_fd=parent, follow_symlinks=False)
-        except FileExistsError:
-            raise PreconditionFailed(Condition="If-None-Match") from None
-        os.unlink(temp)
-        if not xattr:
-            self.metadata.save(bucket, path.key, "", record)
 
     def _commit_marker(
         self,
@@ -1073,8 +1057,7 @@ class FilesystemStorage:
                 # The directory may hold other keys already: the marker record is
                 # what exists or not, checked and written under the directory's lock.
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                existing = self.metadata.load(bucket, path.key, "", fd)
-                if existing is not None and existing.marker:
+                if self._is_marker(bucket, path.key, "", fd):
                     raise PreconditionFailed(Condition="If-None-Match")
             record = MetaRecord(record.etag, 0, 0, record.attributes, marker=True)
             self.metadata.save(bucket, path.key, fd, record)
@@ -1149,7 +1132,7 @@ class FilesystemStorage:
                 except OSError:
                     return
                 try:
-                    if not self._is_marker_fd(bucket, key, fd):
+                    if not self._is_marker(bucket, key, "", fd):
                         return
                     self.metadata.remove(bucket, key, fd)
                 finally:
@@ -1172,10 +1155,6 @@ class FilesystemStorage:
         finally:
             os.close(parent)
         self._remove_implicit_parents(bucket, path)
-
-    def _is_marker_fd(self, bucket: str, key: str, fd: int) -> bool:
-        record = self.metadata.load(bucket, key, "", fd)
-        return record is not None and record.marker
 
     def _remove_implicit_parents(self, bucket: str, path: KeyPath) -> None:
         """Remove the empty directories that were created only to hold the key; stop
@@ -1238,18 +1217,29 @@ class FilesystemStorage:
     def delete_object(self, bucket: str, key: str) -> Deferred[None]:
         return self._run(self._delete_object, bucket, key)
 
-    def _copy_to_temp(self, bucket: str, key: str) -> tuple[ObjectInfo, str, str, BinaryIO]:
+    def _copy_to_temp(
+        self, bucket: str, key: str, byte_range: ByteRange | None = None
+    ) -> tuple[ObjectInfo, str, str, BinaryIO]:
         """The source's info, and a temporary file (still open) holding a copy of it
-        with the copy's MD5. _commit_temp fsyncs it, with its metadata."""
+        (or of ``byte_range`` of it) with the copy's MD5. The caller's commit fsyncs
+        it, with its metadata."""
         info, fd = self._stat_object(bucket, key)
+        position, end = (
+            (0, info.size)
+            if byte_range is None
+            else (byte_range.first, byte_range.first + byte_range.length)
+        )
         md5 = hashlib.md5()
         temp, out = "", None
         try:
             temp, out = self._create_temp()
-            if fd is not None:
-                while chunk := os.read(fd, COPY_CHUNK):
-                    md5.update(chunk)
-                    out.write(chunk)
+            while fd is not None and position < end:
+                chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                out.write(chunk)
+                position += len(chunk)
         except BaseException:
             if temp:
                 _discard(out, temp)

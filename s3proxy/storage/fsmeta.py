@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import uuid
 import zlib
 from collections.abc import Callable
@@ -246,8 +247,6 @@ class SidecarMetadata(MetadataStore):
         ), changed
 
     def remove_bucket(self, bucket: str) -> None:
-        import shutil
-
         shutil.rmtree(os.path.join(self._root, bucket), ignore_errors=True)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -203,42 +202,30 @@ class FilesystemUploads:
         """Runs on the pool: the record first, then the data, each by one rename (the
         file is closed, so unlocked, only after its rename: see fstemp)."""
         with file:
-            return self._commit_part(file, temp, bucket, upload_id, number, etag, checksums)
-
-    def _commit_part(
-        self,
-        file: BinaryIO,
-        temp: str,
-        bucket: str,
-        upload_id: str,
-        number: int,
-        etag: str,
-        checksums: dict[str, str] | None,
-    ) -> ObjectInfo:
-        self._storage._seal(file)
-        directory = self._dir(bucket, upload_id)
-        st = os.fstat(file.fileno())
-        target = os.path.join(directory, _part_name(number))
-        try:
-            self._write_json(
-                target + ".json",
-                {
-                    "etag": etag,
-                    "size": st.st_size,
-                    "mtime_ns": st.st_mtime_ns,
-                    "checksums": checksums or {},
-                },
-            )
-            os.rename(temp, target)
-            self._storage._sync_dir(directory)
-        except BaseException as e:
+            self._storage._seal(file)
+            directory = self._dir(bucket, upload_id)
+            st = os.fstat(file.fileno())
+            target = os.path.join(directory, _part_name(number))
             try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
-            if isinstance(e, FileNotFoundError):  # completed or aborted meanwhile
-                raise NoSuchUpload(UploadId=upload_id) from None
-            raise  # e.g. no space left for the record
+                self._write_json(
+                    target + ".json",
+                    {
+                        "etag": etag,
+                        "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns,
+                        "checksums": checksums or {},
+                    },
+                )
+                os.rename(temp, target)
+                self._storage._sync_dir(directory)
+            except BaseException as e:
+                try:
+                    os.unlink(temp)
+                except FileNotFoundError:
+                    pass
+                if isinstance(e, FileNotFoundError):  # completed or aborted meanwhile
+                    raise NoSuchUpload(UploadId=upload_id) from None
+                raise  # e.g. no space left for the record
         return ObjectInfo(str(number), st.st_size, etag, st.st_mtime)
 
     def copy_part(
@@ -252,36 +239,8 @@ class FilesystemUploads:
         byte_range: ByteRange | None,
     ) -> PartInfo:
         self._load(bucket, key, upload_id)
-        info, fd = self._storage._stat_object(src_bucket, src_key)
-        first, length = (
-            (0, info.size) if byte_range is None else (byte_range.first, byte_range.length)
-        )
-        md5 = hashlib.md5()
-        temp, out = "", None
-        try:
-            temp, out = self._storage._create_temp()
-            position, end = first, first + length
-            while fd is not None and position < end:
-                chunk = os.pread(fd, min(COPY_CHUNK, end - position), position)
-                if not chunk:
-                    break
-                md5.update(chunk)
-                out.write(chunk)
-                position += len(chunk)
-        except BaseException:
-            if out is not None:
-                out.close()
-            try:
-                if temp:
-                    os.unlink(temp)
-            except FileNotFoundError:
-                pass  # open() itself failed
-            raise
-        finally:
-            if fd is not None:
-                os.close(fd)
-        assert out is not None
-        done = self.commit_part(out, temp, bucket, upload_id, number, md5.hexdigest())
+        _, etag, temp, out = self._storage._copy_to_temp(src_bucket, src_key, byte_range)
+        done = self.commit_part(out, temp, bucket, upload_id, number, etag)
         return PartInfo(number, done.size, done.etag, done.last_modified)
 
     def list_parts(
@@ -408,7 +367,7 @@ class FilesystemUploads:
                 uploads.append(self._read_upload(bucket, entry.path, entry.name))
             except NoSuchUpload:
                 continue
-        return sorted(uploads, key=lambda u: (u.key, u.upload_id))
+        return uploads
 
     def list_uploads(
         self,

@@ -167,11 +167,17 @@ class MemoryStorage:
         return succeed(None)
 
     def put_object_acl(self, bucket: str, key: str, acl: AccessControl) -> Deferred[None]:
+        return self._change_attributes(bucket, key, lambda a: replace(a, acl=acl))
+
+    def _change_attributes(
+        self, bucket: str, key: str, change: Callable[[ObjectAttributes], ObjectAttributes]
+    ) -> Deferred[None]:
+        """Rewrite an object's stored attributes (not its data) with ``change``."""
         try:
             info, data = self._object(bucket, key)
         except S3Error as e:
             return fail(e)
-        attributes = replace(info.attributes, acl=acl)
+        attributes = change(info.attributes)
         self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
         return succeed(None)
 
@@ -193,13 +199,7 @@ class MemoryStorage:
         return succeed(None)
 
     def put_object_tagging(self, bucket: str, key: str, tags: Mapping[str, str]) -> Deferred[None]:
-        try:
-            info, data = self._object(bucket, key)
-        except S3Error as e:
-            return fail(e)
-        attributes = replace(info.attributes, tags=dict(tags))
-        self._bucket(bucket).objects[key] = (replace(info, attributes=attributes), data)
-        return succeed(None)
+        return self._change_attributes(bucket, key, lambda a: replace(a, tags=dict(tags)))
 
     def head_bucket(self, bucket: str) -> Deferred[BucketInfo]:
         try:
@@ -447,10 +447,7 @@ class MemoryStorage:
             self._bucket(bucket)
         except S3Error as e:
             return fail(e)
-        uploads = sorted(
-            (u.info for u in self._uploads.values() if u.info.bucket == bucket),
-            key=lambda u: (u.key, u.upload_id),
-        )
+        uploads = (u.info for u in self._uploads.values() if u.info.bucket == bucket)
         return succeed(
             page_uploads(uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
         )

@@ -70,12 +70,12 @@ def page_uploads(
     upload_id_marker: str,
     max_uploads: int,
 ) -> UploadsPage:
-    """One ListMultipartUploads page from uploads sorted by (key, upload ID)."""
+    """One ListMultipartUploads page of ``uploads``, in (key, upload ID) order."""
     chosen: list[UploadInfo] = []
     prefixes: list[str] = []
     truncated = False
     last_prefix = None
-    for upload in uploads:
+    for upload in sorted(uploads, key=lambda u: (u.key, u.upload_id)):
         if not upload.key.startswith(prefix):
             continue
         if upload_id_marker and key_marker:

@@ -279,9 +279,7 @@ class Uploads:
         max_uploads: int,
     ) -> UploadsPage:
         await self.storage.require_bucket(bucket)
-        uploads = sorted(
-            (u.info for u in await self._uploads_of(bucket)), key=lambda u: (u.key, u.upload_id)
-        )
+        uploads = [u.info for u in await self._uploads_of(bucket)]
         return page_uploads(uploads, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
 
     async def abort_all(self, bucket: str) -> None:

@@ -17,6 +17,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from s3proxy import affinity
 from s3proxy.auth.credentials import CredentialsError, load_credentials
 from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
@@ -159,6 +160,8 @@ class Options(usage.Options):
     ]
     # -- connection limits (hostile and slow clients): s3proxy/web/guard.py --
     optParameters += LIMIT_PARAMETERS
+    # -- where the serving processes run: s3proxy/affinity.py --
+    optParameters += [affinity.OPTION]
     optFlags = [["no-fsync", None, "Do not fsync objects before acknowledging them."]]
 
     def __init__(self) -> None:
@@ -260,6 +263,8 @@ class Options(usage.Options):
             raise usage.UsageError("--fs-metadata must be auto, xattr or sidecar")
         # -- connection limits --
         check_limit_options(self, parse_duration)
+        # -- where the serving processes run --
+        self["cpus"] = affinity.parse_cpus(str(self["cpu-affinity"]))
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -427,11 +432,19 @@ def makeService(config: Options, reactor: Any = None) -> IService:
 
 
 def make_serving_service(
-    config: Options, reactor: Any, endpoints: list[Any], worker_index: int = 0
+    config: Options,
+    reactor: Any,
+    endpoints: list[Any],
+    worker_index: int = 0,
+    is_worker: bool = False,
 ) -> MultiService:
     """The service tree of a process that serves requests: the thread pool, the
     storage, the application and one listening service per endpoint."""
     load_users(config)
+    # Before any thread starts, so that the pool's threads inherit it.
+    cpu = affinity.pin_this_process(config["cpus"], worker_index if is_worker else None)
+    if cpu is not None:
+        log.info("serving from CPU {cpu} (--cpu-affinity)", cpu=cpu)
     service = InOrderMultiService()
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)

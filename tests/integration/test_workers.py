@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import boto3_client
 from tests.integration.daemon import Daemon, twistd_command
 
@@ -141,3 +143,66 @@ def test_workers_do_not_outlive_a_killed_supervisor(make_daemon: Callable[..., D
     os.kill(daemon.pid, signal.SIGKILL)
     for pid in workers:
         wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or _is_zombie(pid))
+
+
+def _thread_cpus(pid: int) -> set[str]:
+    """Every thread's Cpus_allowed_list of process ``pid``."""
+    masks = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            for line in f:
+                if line.startswith("Cpus_allowed_list:"):
+                    masks.add(line.split()[1])
+    return masks
+
+
+def _serve_a_little(daemon: Daemon) -> None:
+    """Requests make the I/O pool start its threads."""
+    s3 = boto3_client(daemon.endpoint)
+    s3.create_bucket(Bucket="pinned")
+    for i in range(20):
+        s3.put_object(Bucket="pinned", Key=f"k{i}", Body=b"x" * i)
+        assert s3.get_object(Bucket="pinned", Key=f"k{i}")["Body"].read() == b"x" * i
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_each_worker_runs_all_its_threads_on_its_own_cpu(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = make_daemon(None, "--workers", "2", "--no-fsync")
+    wait_for(lambda: len(children(daemon.pid)) == 2)
+    for _ in range(3):
+        _serve_a_little(daemon)
+        boto3_client(daemon.endpoint).delete_objects(
+            Bucket="pinned", Delete={"Objects": [{"Key": f"k{i}"} for i in range(20)]}
+        )
+        boto3_client(daemon.endpoint).delete_bucket(Bucket="pinned")
+    masks = [_thread_cpus(pid) for pid in children(daemon.pid)]
+    for mask in masks:
+        assert len(mask) == 1 and "-" not in next(iter(mask)) and "," not in next(iter(mask))
+    assert masks[0] != masks[1]
+    # The supervisor only waits: it is left where the kernel puts it.
+    assert _thread_cpus(daemon.pid) == {_allowed_list()}
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_a_lone_daemon_is_pinned_and_none_leaves_it_free(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    pinned = make_daemon(None, "--no-fsync")
+    _serve_a_little(pinned)
+    (mask,) = _thread_cpus(pinned.pid)
+    assert int(mask) in os.sched_getaffinity(0)
+    assert len(os.listdir(f"/proc/{pinned.pid}/task")) > 1  # the pool's threads too
+    free = make_daemon(None, "--no-fsync", "--cpu-affinity", "none")
+    _serve_a_little(free)
+    assert _thread_cpus(free.pid) == {_allowed_list()}
+
+
+def _allowed_list() -> str:
+    """This test process's CPUs in Cpus_allowed_list form (the daemons inherit it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Cpus_allowed_list:"):
+                return line.split()[1]
+    raise AssertionError("no Cpus_allowed_list")

@@ -82,7 +82,9 @@ from s3proxy.storage.streams import ChunkedReader
 T = TypeVar("T")
 
 INTERNAL_DIR = ".s3proxy"
-READ_CHUNK = 512 * 1024
+# Each chunk is one trip to the pool and one wake-up of the reactor: 2 MiB moved a
+# 1 GiB GET at ~2.2 GB/s against ~1.5 at 512 KiB (two chunks in memory per download).
+READ_CHUNK = 2 * 1024 * 1024
 # Objects up to this size are read whole when opened: one trip to the thread pool.
 PREFETCH_LIMIT = 64 * 1024
 COPY_CHUNK = 1024 * 1024

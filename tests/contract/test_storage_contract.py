@@ -472,7 +472,7 @@ async def test_reader_honours_pause(storage: Storage) -> None:
 @pytest_twisted.ensureDeferred
 async def test_reader_stop_producing_ends_early(storage: Storage) -> None:
     await make_bucket(storage)
-    data = payload(2 * MiB, seed=5)
+    data = payload(8 * MiB, seed=5)  # several chunks of any backend
     await put(storage, "k", data)
     fds = open_fds()
     reader = await storage.open_reader(BUCKET, "k", None)

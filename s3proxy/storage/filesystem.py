@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import BinaryIO, TypeVar, cast
+from typing import TypeVar, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IProducer, IPushProducer, IReactorThreads
@@ -73,7 +73,7 @@ from s3proxy.storage.fsmeta import (
     replace_with,
     xattrs_work,
 )
-from s3proxy.storage.fstemp import TemporaryFiles
+from s3proxy.storage.fstemp import TempFile, TemporaryFiles
 from s3proxy.storage.fsuploads import FilesystemUploads
 from s3proxy.storage.listing import CommonPrefix, ListEntry, roll_up, take_page
 from s3proxy.storage.oserrors import s3_error_for
@@ -239,8 +239,8 @@ class FilesystemWriter:
     def __init__(
         self,
         storage: FilesystemStorage,
-        prepare: Callable[[], tuple[str, BinaryIO]],
-        commit: Callable[[BinaryIO, str, str, dict[str, str]], ObjectInfo],
+        prepare: Callable[[], tuple[str, TempFile]],
+        commit: Callable[[TempFile, str, str, dict[str, str]], ObjectInfo],
         content_md5: bytes | None,
         expected_size: int | None,
     ) -> None:
@@ -250,7 +250,7 @@ class FilesystemWriter:
         self._content_md5 = content_md5
         self._expected_size = expected_size
         self._temp: str | None = None
-        self._file: BinaryIO | None = None
+        self._file: TempFile | None = None
         self._md5 = hashlib.md5()
         self._size = 0
         self._queue: deque[bytes] = deque()
@@ -375,7 +375,7 @@ class FilesystemWriter:
         return self._storage._run(_discard, self._file, self._temp)
 
 
-def _discard(file: BinaryIO | None, temp: str) -> None:
+def _discard(file: TempFile | None, temp: str) -> None:
     if file is not None:
         try:
             file.close()
@@ -480,12 +480,12 @@ class FilesystemStorage:
                 return Failure(error)
         return failure
 
-    def _create_temp(self) -> tuple[str, BinaryIO]:
+    def _create_temp(self) -> tuple[str, TempFile]:
         """A new temporary file, locked while open: close it only once it is renamed
         into place or removed (see fstemp)."""
         return self.temporary.create()
 
-    def _create_meta_temp(self) -> tuple[str, BinaryIO]:
+    def _create_meta_temp(self) -> tuple[str, TempFile]:
         return self.temporary.create("meta")
 
     def _bucket_path(self, bucket: str) -> str:
@@ -507,14 +507,8 @@ class FilesystemStorage:
         fd = self._open_bucket(bucket)
         try:
             for part in path.parents:
-                if create:
-                    try:
-                        os.mkdir(part, dir_fd=fd)
-                        self._sync_dir(fd)  # the new directory's entry
-                    except FileExistsError:
-                        pass
                 try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    child = self._open_dir_in(fd, part, create)
                 except OSError as e:
                     if create and e.errno == errno.ENOENT:
                         raise  # removed by a concurrent delete: the caller walks again
@@ -529,6 +523,21 @@ class FilesystemStorage:
         except BaseException:
             os.close(fd)
             raise
+
+    def _open_dir_in(self, parent: int, name: str, create: bool) -> int:
+        """Open directory ``name`` in ``parent``; with ``create``, make it first if it
+        is missing (tried after the open: the directory is almost always there)."""
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+        try:
+            os.mkdir(name, dir_fd=parent)
+            self._sync_dir(parent)  # the new directory's entry
+        except FileExistsError:
+            pass  # made meanwhile by another writer
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
 
     def _info(
         self, bucket: str, key: str, path: str, st: os.stat_result, fd: int | None = None
@@ -867,8 +876,10 @@ class FilesystemStorage:
     def head_object(self, bucket: str, key: str) -> Deferred[ObjectInfo]:
         return self._run(self._head_object, bucket, key)
 
-    def _prepare_write(self, bucket: str) -> tuple[str, BinaryIO]:
-        self._check_bucket(bucket)
+    def _prepare_write(self, bucket: str) -> tuple[str, TempFile]:
+        if bucket not in self._known_buckets:
+            self._check_bucket(bucket)
+        # else a bucket deleted meanwhile fails the commit with NoSuchBucket
         return self._create_temp()  # the writer closes it
 
     def _check_bucket(self, bucket: str) -> None:
@@ -891,7 +902,7 @@ class FilesystemStorage:
             # the commit fails with NoSuchBucket instead.
             await self._run(self._check_bucket, bucket)
 
-        def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
+        def commit(file: TempFile, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             stored = dataclasses.replace(attributes, checksums=checksums)
             return self._commit_temp(
                 temp, bucket, path, stored, etag, create_only=create_only, file=file
@@ -929,7 +940,7 @@ class FilesystemStorage:
         if self._fsync and not self._sidecar:
             os.fsync(fd)
 
-    def _seal(self, file: BinaryIO) -> None:
+    def _seal(self, file: TempFile) -> None:
         """Runs on the pool: flush and fsync (unless disabled) a written file. (It stays
         open, so locked, until renamed: see fstemp.)"""
         file.flush()
@@ -945,7 +956,7 @@ class FilesystemStorage:
         etag: str,
         part_sizes: tuple[int, ...] = (),
         create_only: bool = False,
-        file: BinaryIO | None = None,
+        file: TempFile | None = None,
     ) -> ObjectInfo:
         """Runs on the pool: make the verified temporary file (``file``, if still open)
         the object, atomically (with ``create_only``, only if no object has the key).
@@ -955,7 +966,7 @@ class FilesystemStorage:
         place, and the directory is fsynced, before this returns; a sidecar record is
         made durable by its own save before the rename."""
         if file is None:
-            file = open(temp, "rb")  # noqa: SIM115 - closed below
+            file = TempFile(os.open(temp, os.O_RDONLY | os.O_CLOEXEC))  # closed below
         with file:  # closed (unlocked) only once renamed: see fstemp
             file.flush()
             st = os.fstat(file.fileno())
@@ -1008,12 +1019,15 @@ class FilesystemStorage:
         record: MetaRecord,
         create_only: bool = False,
     ) -> None:
-        try:
-            existing = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and stat.S_ISDIR(existing.st_mode):
-            raise ExistingObjectIsDirectory(Key=path.key)
+        existing = None
+        if create_only or self._sidecar:
+            # (Otherwise rename(2) itself refuses a directory, with EISDIR, below.)
+            try:
+                existing = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+            if existing is not None and stat.S_ISDIR(existing.st_mode):
+                raise ExistingObjectIsDirectory(Key=path.key)
         self._lock_changes(parent)  # released when the caller closes parent
         if create_only:
             # If-None-Match: *: link(2) creates the name only if nothing holds it, so of
@@ -1221,7 +1235,7 @@ class FilesystemStorage:
 
     def _copy_to_temp(
         self, bucket: str, key: str, byte_range: ByteRange | None = None
-    ) -> tuple[ObjectInfo, str, str, BinaryIO]:
+    ) -> tuple[ObjectInfo, str, str, TempFile]:
         """The source's info, and a temporary file (still open) holding a copy of it
         (or of ``byte_range`` of it) with the copy's MD5. The caller's commit fsyncs
         it, with its metadata."""
@@ -1299,7 +1313,7 @@ class FilesystemStorage:
         # The upload must exist now: no body is read into an upload that is gone.
         await self._run(self.uploads.check, bucket, key, upload_id)
 
-        def commit(file: BinaryIO, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
+        def commit(file: TempFile, temp: str, etag: str, checksums: dict[str, str]) -> ObjectInfo:
             return self.uploads.commit_part(
                 file, temp, bucket, upload_id, part_number, etag, checksums
             )

@@ -16,10 +16,10 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from s3proxy.errors import MetadataTooLarge
 from s3proxy.model import ObjectAttributes
+from s3proxy.storage.fstemp import TempFile
 
 XATTR_NAME = "user.s3proxy"
 # ext4 keeps all of a file's xattrs in one block (4 KiB), so a long record (a multipart
@@ -183,7 +183,7 @@ class SidecarMetadata(MetadataStore):
     name = "sidecar"
 
     def __init__(
-        self, meta_root: str, create: Callable[[], tuple[str, BinaryIO]], fsync: bool
+        self, meta_root: str, create: Callable[[], tuple[str, TempFile]], fsync: bool
     ) -> None:
         self._root = meta_root
         self._create = create
@@ -267,7 +267,7 @@ def _unpack(value: bytes) -> bytes | None:
 
 
 def replace_with(
-    create: Callable[[], tuple[str, BinaryIO]], target: str, data: bytes, fsync: bool = False
+    create: Callable[[], tuple[str, TempFile]], target: str, data: bytes, fsync: bool = False
 ) -> None:
     """Replace ``target`` by a file holding ``data``, written to a temporary file from
     ``create`` first (so readers never see half of it) and, with ``fsync``, synced

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import uuid
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from s3proxy.errors import InvalidPart, NoSuchUpload
 from s3proxy.model import (
@@ -35,6 +35,7 @@ from s3proxy.model import (
     UploadsPage,
 )
 from s3proxy.storage.fsmeta import replace_with
+from s3proxy.storage.fstemp import TempFile
 from s3proxy.storage.multipart import (
     check_upload_id,
     composite_checksums,
@@ -185,13 +186,13 @@ class FilesystemUploads:
     def check(self, bucket: str, key: str, upload_id: str) -> None:
         self._load(bucket, key, upload_id)
 
-    def prepare_part(self, bucket: str, key: str, upload_id: str) -> tuple[str, BinaryIO]:
+    def prepare_part(self, bucket: str, key: str, upload_id: str) -> tuple[str, TempFile]:
         self._load(bucket, key, upload_id)
         return self._storage._create_temp()  # the writer closes it
 
     def commit_part(
         self,
-        file: BinaryIO,
+        file: TempFile,
         temp: str,
         bucket: str,
         upload_id: str,

@@ -14,6 +14,8 @@ from metrics import Sample, Spread, Summary, summarise
 from workloads import TEST_ORDER, Workload
 
 CLIENT_BOUND_PCT = 90.0
+# Two workers must give this many times one worker's small requests/s.
+WORKERS_SCALING = 1.6
 
 
 def number(value: float) -> str:
@@ -149,6 +151,21 @@ class Results:
                     verdict(
                         ratio >= wanted,
                         f"{what}: {number(mine)} vs {number(theirs)} {unit} = {ratio:.2f}×",
+                    )
+        # --workers 2 against one worker with the same flags.
+        for test in ("small_put", "small_get"):
+            for ours in self.ours():
+                one = ours.replace(" --workers 2", "")
+                if one == ours or (test, ours) not in self.samples:
+                    continue
+                mine, theirs = self.median_rate(test, ours), self.median_rate(test, one)
+                what = f"{self.workload.label(test)}, {ours}: ≥ {WORKERS_SCALING:g}× {one}"
+                if mine is None or theirs is None or theirs == 0:
+                    verdict(None, f"{what} ({one} not measured)")
+                else:
+                    verdict(
+                        mine / theirs >= WORKERS_SCALING,
+                        f"{what}: {number(mine)} vs {number(theirs)} ops/s = {mine / theirs:.2f}×",
                     )
         for test, limit in (("large_put", 100.0), ("large_get", 100.0), ("multi_put", 150.0)):
             for ours in self.ours():

@@ -47,7 +47,27 @@ def main(argv: list[str]) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # The supervisor stops us with SIGTERM; Twisted's handler stops the reactor cleanly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reactor.callWhenRunning(_stop_once_on_sigterm)
     reactor.run()
+
+
+def _stop_once_on_sigterm() -> None:
+    """systemd (KillMode=control-group) signals every process of the unit and the
+    supervisor forwards its SIGTERM too: a worker gets two. Twisted's handler would
+    stop the stopped reactor a second time and log ReactorNotRunning; pass on only the
+    first."""
+    twisted_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(twisted_handler):
+        return
+    handled = False
+
+    def once(signum: int, frame: Any) -> None:
+        nonlocal handled
+        if not handled:
+            handled = True
+            twisted_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, once)
 
 
 class AdoptedPort:

@@ -206,3 +206,44 @@ def _allowed_list() -> str:
             if line.startswith("Cpus_allowed_list:"):
                 return line.split()[1]
     raise AssertionError("no Cpus_allowed_list")
+
+
+def test_sigterm_to_every_process_stops_the_workers_without_tracebacks(tmp_path: Path) -> None:
+    """systemd's default KillMode signals the supervisor and the workers at once, and
+    the supervisor forwards its SIGTERM: each worker gets two, and must stop once."""
+    from tests.processes import free_port, stop
+
+    port = free_port()
+    output = tmp_path / "output.log"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                *twistd_command(),
+                "-n",
+                "--pidfile=",
+                "--logfile=-",
+                "s3proxy",
+                "--workers",
+                "2",
+                "--no-fsync",
+                "--backend",
+                f"file:{tmp_path / 'data'}",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: output.read_text().count("S3Site starting") == 2, timeout=30)
+        workers = children(process.pid)
+        assert len(workers) == 2
+        for pid in [process.pid, *workers]:
+            os.kill(pid, signal.SIGTERM)
+        # twistd ends by the signal that stopped it, once it has shut down cleanly.
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        stop(process)
+    text = output.read_text()
+    assert text.count("Main loop terminated") == 3  # the supervisor and both workers
+    assert "Traceback" not in text and "ReactorNotRunning" not in text

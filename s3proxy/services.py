@@ -12,6 +12,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from s3proxy import affinity, allocator
 from s3proxy.auth.credentials import CredentialsError, load_credentials
 from s3proxy.console import fatal, say
 
@@ -32,6 +33,38 @@ class ListeningService(StreamServerEndpointService):
         except Exception as e:
             reason = getattr(e, "socketError", None) or e
             fatal(f"cannot listen on {self.description}: {reason}")
+
+
+class ProcessPlacement(Service):
+    """The first service of a serving process: one malloc arena and the CPU pinning
+    (s3proxy/allocator.py, s3proxy/affinity.py), before any other service starts a
+    thread, so the pool's threads inherit both. Done when the tree starts, not when it
+    is built: tests build trees in their own process and must not pin it."""
+
+    log = Logger()
+
+    def __init__(self, cpus: tuple[int, ...] | None, worker_index: int | None) -> None:
+        self.cpus = cpus
+        self.worker_index = worker_index
+        self.cpu: int | None = None
+        self._placed = False
+
+    def privilegedStartService(self) -> None:
+        self._place()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        self._place()  # a worker starts its tree without the privileged step
+        super().startService()
+
+    def _place(self) -> None:
+        if self._placed:
+            return
+        self._placed = True
+        allocator.use_one_arena()
+        self.cpu = affinity.pin_this_process(self.cpus, self.worker_index)
+        if self.cpu is not None:
+            self.log.info("serving from CPU {cpu} (--cpu-affinity)", cpu=self.cpu)
 
 
 class Announcement(Service):

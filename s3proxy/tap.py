@@ -17,7 +17,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from s3proxy import affinity, allocator
+from s3proxy import affinity
 from s3proxy.auth.credentials import CredentialsError, load_credentials
 from s3proxy.cache.options import cached_storage, check_cache_options
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX, Settings
@@ -35,6 +35,7 @@ from s3proxy.services import (
     CredentialsReloader,
     InOrderMultiService,
     ListeningService,
+    ProcessPlacement,
 )
 from s3proxy.socketactivation import inherited_listen_descriptions
 from s3proxy.storage.filesystem import FilesystemStorage
@@ -441,12 +442,8 @@ def make_serving_service(
     """The service tree of a process that serves requests: the thread pool, the
     storage, the application and one listening service per endpoint."""
     load_users(config)
-    # Before any thread starts, so that the pool's threads inherit both.
-    allocator.use_one_arena()
-    cpu = affinity.pin_this_process(config["cpus"], worker_index if is_worker else None)
-    if cpu is not None:
-        log.info("serving from CPU {cpu} (--cpu-affinity)", cpu=cpu)
     service = InOrderMultiService()
+    ProcessPlacement(config["cpus"], worker_index if is_worker else None).setServiceParent(service)
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web import server
 
 from s3proxy.config import DEFAULT_LISTEN, DEFAULT_PREFIX
-from s3proxy.services import Announcement
+from s3proxy.services import Announcement, ProcessPlacement
 from s3proxy.storage.filesystem import FilesystemStorage
 from s3proxy.storage.memory import MemoryStorage
 from s3proxy.tap import Options, ThreadPoolService, make_storage, makeService
@@ -96,6 +97,7 @@ def _children(service: IService) -> list[IService]:
 
 
 def test_make_service_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    allowed_before = os.sched_getaffinity(0)
     clock = Clock()
     options = parse(
         "--backend",
@@ -133,6 +135,12 @@ def test_make_service_tree(capsys: pytest.CaptureFixture[str]) -> None:
     (announcement,) = [c for c in children if isinstance(c, Announcement)]
     assert announcement.message.startswith("serving memory: on tcp:0:interface=127.0.0.1")
     assert children.index(announcement) > children.index(endpoints[-1])
+    # The CPU pinning comes first, so the pool's threads inherit it, and happens only
+    # when the tree starts: building it left this (the test's) process unpinned.
+    assert isinstance(children[0], ProcessPlacement)
+    assert children[0].cpus == () and children[0].worker_index is None
+    assert children[0].cpu is None
+    assert os.sched_getaffinity(0) == allowed_before
 
 
 def test_make_service_default_options(data_dir: Path) -> None:

@@ -13,6 +13,7 @@ cluster's ``stop``); the Ceph daemons and haproxy also die with us if we are kil
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import time
@@ -102,8 +103,14 @@ def start_gateways(
     class SignedFactory(RgwUpstreamFactory):
         def daemons(self, workdir: Path, count: int) -> list[Daemon]:
             daemons = super().daemons(workdir, count)
-            for daemon in daemons:
+            cpus = sorted(os.sched_getaffinity(0))
+            for index, daemon in enumerate(daemons):
                 daemon.extra_args += ["--credentials", str(credentials)]
+                if count > 1:
+                    # Daemons started one after another could all pin themselves to
+                    # the same CPU: give each its own (docs/deployment.md).
+                    cpu = cpus[index % len(cpus)]
+                    daemon.extra_args += ["--cpu-affinity", str(cpu)]
                 if cache_ttl is not None:
                     cache = daemon.workdir / "cache"
                     daemon.extra_args += ["--cache", str(cache), "--cache-ttl", f"{cache_ttl:g}"]

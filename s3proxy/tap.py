@@ -436,14 +436,15 @@ def make_serving_service(
     config: Options,
     reactor: Any,
     endpoints: list[Any],
-    worker_index: int = 0,
-    is_worker: bool = False,
+    worker: int | None = None,
 ) -> MultiService:
     """The service tree of a process that serves requests: the thread pool, the
-    storage, the application and one listening service per endpoint."""
+    storage, the application and one listening service per endpoint. ``worker``: its
+    index among the ``--workers`` processes, None for the only serving process."""
     load_users(config)
+    worker_index = worker or 0  # the first worker does what a lone process does once
     service = InOrderMultiService()
-    ProcessPlacement(config["cpus"], worker_index if is_worker else None).setServiceParent(service)
+    ProcessPlacement(config["cpus"], worker).setServiceParent(service)
     pool = ThreadPool(minthreads=1, maxthreads=int(config["threads"]), name="s3proxy-io")
     ThreadPoolService(pool).setServiceParent(service)
     try:

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     observer = json_file_observer(sys.stdout) if json_log else textFileLogObserver(sys.stdout)
     globalLogBeginner.beginLoggingTo([observer])
     endpoints = [AdoptedPort(fd, family) for fd, family in zip(fds, families, strict=True)]
-    service = make_serving_service(config, reactor, endpoints, worker_index=index, is_worker=True)
+    service = make_serving_service(config, reactor, endpoints, worker=index)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # The supervisor stops us with SIGTERM; Twisted's handler stops the reactor cleanly.

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.markdown import table_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 
 QUICK_TESTS = (
@@ -42,11 +44,7 @@ def test_quick_benchmark_prints_s3proxy_rows() -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    rows = [
-        [cell.strip() for cell in line.strip("|").split("|")]
-        for line in result.stdout.splitlines()
-        if line.startswith("| ")
-    ]
+    rows = table_rows(result.stdout)
     assert rows and rows[0][:3] == ["test", "server", "rate (min–max)"], result.stdout
     found = {(row[0], row[1]) for row in rows[1:]}
     for test in QUICK_TESTS:

@@ -11,6 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.markdown import table_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 
@@ -38,11 +40,7 @@ def test_tiny_soak_passes_and_prints_its_tables() -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    rows = [
-        [cell.strip() for cell in line.strip("|").split("|")]
-        for line in result.stdout.splitlines()
-        if line.startswith("| ")
-    ]
+    rows = table_rows(result.stdout)
     counted = {(row[0], row[1]): int(row[2]) for row in rows if len(row) == 5 and row[2].isdigit()}
     for op, answer in [("put small", "200"), ("get", "200"), ("delete", "204"), ("list", "200")]:
         assert counted.get((op, answer), 0) > 0, result.stdout

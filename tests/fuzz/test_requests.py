@@ -180,26 +180,30 @@ numbers = st.sampled_from(
         "0x10",
     ]
 )
+# The query parameters of the operations, besides their sub-resources.
+PLAIN_QUERY_NAMES = [
+    "list-type",
+    "max-keys",
+    "prefix",
+    "delimiter",
+    "marker",
+    "start-after",
+    "encoding-type",
+    "continuation-token",
+    "fetch-owner",
+    "max-parts",
+    "part-number-marker",
+    "max-uploads",
+    "key-marker",
+    "upload-id-marker",
+    "response-content-type",
+    "response-expires",
+    "x-id",
+]
 query_names = st.sampled_from(
     [
         *SUB_RESOURCES,
-        "list-type",
-        "max-keys",
-        "prefix",
-        "delimiter",
-        "marker",
-        "start-after",
-        "continuation-token",
-        "fetch-owner",
-        "encoding-type",
-        "max-parts",
-        "part-number-marker",
-        "max-uploads",
-        "key-marker",
-        "upload-id-marker",
-        "response-content-type",
-        "response-expires",
-        "x-id",
+        *PLAIN_QUERY_NAMES,
         "X-Amz-Algorithm",
         "X-Amz-Credential",
         "X-Amz-Date",
@@ -247,27 +251,7 @@ chaos = st.tuples(methods, paths, queries)
 
 # Requests shaped like the operations the server knows, so that most reach a handler.
 UPLOAD = "UPLOAD-ID"  # replaced by the seeded upload's ID
-plain_query_names = st.sampled_from(
-    [
-        "list-type",
-        "max-keys",
-        "prefix",
-        "delimiter",
-        "marker",
-        "start-after",
-        "encoding-type",
-        "continuation-token",
-        "fetch-owner",
-        "max-parts",
-        "part-number-marker",
-        "max-uploads",
-        "key-marker",
-        "upload-id-marker",
-        "response-content-type",
-        "response-expires",
-        "x-id",
-    ]
-)
+plain_query_names = st.sampled_from(PLAIN_QUERY_NAMES)
 bucket_names = st.sampled_from([BUCKET, BUCKET, BUCKET, "nobucket", "newbkt", "Bad_Name", "a"])
 object_keys = st.sampled_from(
     [

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.markdown import table_rows
+
 pytestmark = pytest.mark.scaleout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,12 +28,8 @@ TARGETS = ("upstream direct", "s3proxy", "3 × s3proxy + haproxy")
 TESTS = ("small PUT 1 KiB ×16", "small GET 1 KiB ×16", "PUT 16 MiB", "GET 16 MiB")
 
 
-def table_rows(stdout: str) -> dict[tuple[str, str], list[str]]:
-    rows = [
-        [cell.strip() for cell in line.strip().strip("|").split("|")]
-        for line in stdout.splitlines()
-        if line.startswith("| ")
-    ]
+def rows_by_test_and_target(stdout: str) -> dict[tuple[str, str], list[str]]:
+    rows = table_rows(stdout)
     assert rows and rows[0][:3] == ["test", "target", "rate (min–max)"], stdout
     return {(row[0], row[1]): row for row in rows[1:]}
 
@@ -40,7 +38,7 @@ def test_quick_run_measures_every_target() -> None:
     result = subprocess.run(COMMAND, cwd=ROOT, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    rows = table_rows(result.stdout)
+    rows = rows_by_test_and_target(result.stdout)
     for test in TESTS:
         for target in TARGETS:
             row = rows.get((test, target))

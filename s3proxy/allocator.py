@@ -11,7 +11,6 @@ environment still wins: glibc read it at start-up, and we leave it alone."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 M_ARENA_MAX = -8  # glibc's malloc.h
@@ -22,12 +21,10 @@ def use_one_arena() -> bool:
     glibc, or the environment chose a number."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # The process's own symbols (libc's among them): find_library would run
+        # ldconfig in a subprocess.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False  # not glibc (musl has no mallopt)
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
